@@ -1,0 +1,281 @@
+#!/usr/bin/env node
+/**
+ * The artifact-gateway command line: `serve` runs the local gateway, `rules validate` checks a
+ * manifest. Exit status: 0 success, 1 the operation failed (e.g. an invalid manifest), 2 usage error.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ManifestWatcher, loadManifestFile } from '../lambda/local/manifest-source';
+import { formatProblem, parseManifest, type Problem } from '../lambda/core/validate';
+import { LocalGateway } from '../lambda/local/server';
+import { NdjsonEventSink, StdoutEventSink, type EventSink } from '../lambda/local/ndjson-sink';
+import { createLogger } from '../lambda/local/log';
+import type { CompiledRuleSet } from '../lambda/core/compile';
+
+const PACKAGE_ROOT = path.resolve(__dirname, fs.existsSync(path.resolve(__dirname, '../package.json')) ? '..' : '../..');
+const EXAMPLE_MANIFEST = path.join(PACKAGE_ROOT, 'examples', 'manifest.json');
+
+export class UsageError extends Error {}
+class Failure extends Error {}
+
+interface OptionSpec {
+  readonly name: string;
+  readonly value?: string;
+  readonly repeat?: boolean;
+  readonly help: string;
+}
+
+interface CommandSpec {
+  readonly usage: string;
+  readonly summary: string;
+  readonly options: readonly OptionSpec[];
+  readonly positionals?: number;
+  run(opts: Record<string, string | string[] | boolean>, args: string[]): Promise<number>;
+}
+
+const HELP_OPTION: OptionSpec = { name: 'help', help: 'Show this help.' };
+
+function parseOptions(spec: CommandSpec, argv: string[]): { opts: Record<string, string | string[] | boolean>; args: string[] } {
+  const opts: Record<string, string | string[] | boolean> = {};
+  const args: string[] = [];
+  const all = [...spec.options, HELP_OPTION];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      args.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a === '-h') {
+      opts.help = true;
+      continue;
+    }
+    if (!a.startsWith('--')) {
+      args.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = a.slice(2, eq < 0 ? undefined : eq);
+    const o = all.find((x) => x.name === name);
+    if (!o) throw new UsageError(`unknown option --${name} (see --help)`);
+    if (!o.value) {
+      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
+      opts[name] = true;
+      continue;
+    }
+    let v: string;
+    if (eq >= 0) v = a.slice(eq + 1);
+    else if (i + 1 < argv.length) v = argv[++i];
+    else throw new UsageError(`--${name} needs a value (${o.value})`);
+    if (o.repeat) opts[name] = [...((opts[name] as string[] | undefined) ?? []), v];
+    else if (opts[name] !== undefined) throw new UsageError(`--${name} given twice`);
+    else opts[name] = v;
+  }
+  if (!opts.help && spec.positionals !== undefined && args.length !== spec.positionals) {
+    throw new UsageError(args.length < spec.positionals ? `missing argument (usage: ${spec.usage})` : `unexpected argument ${JSON.stringify(args[spec.positionals])}`);
+  }
+  return { opts, args };
+}
+
+function helpText(spec: CommandSpec): string {
+  const rows = [...spec.options, HELP_OPTION].map((o) => [`--${o.name}${o.value ? ` ${o.value}` : ''}`, o.help + (o.repeat ? ' Repeatable.' : '')]);
+  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
+  return `usage: ${spec.usage}\n\n${spec.summary}\n\noptions:\n${rows.map(([a, b]) => `  ${a.padEnd(width)}${b}`).join('\n')}\n`;
+}
+
+function printProblems(list: Problem[], label: string, out: (s: string) => void): void {
+  for (const p of list) out(`  ${label} ${formatProblem(p)}\n`);
+}
+
+function parsePort(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) > 65535) throw new UsageError(`--port must be a number from 0 to 65535, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+function parseUpstreams(values: string[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--upstream must be HOST=BASE_URL, e.g. ghcr.io=http://127.0.0.1:5000; got ${JSON.stringify(v)}`);
+    const host = v.slice(0, eq).trim().toLowerCase();
+    const base = v.slice(eq + 1).trim();
+    let u: URL;
+    try {
+      u = new URL(base);
+    } catch {
+      throw new UsageError(`--upstream ${host}: ${JSON.stringify(base)} is not an absolute URL`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--upstream ${host}: only http and https base URLs are supported`);
+    map.set(host, base.replace(/\/+$/, ''));
+  }
+  return map;
+}
+
+const serve: CommandSpec = {
+  usage: 'artifact-gateway serve [--manifest FILE] [--port N] [--host ADDR] [--upstream HOST=BASE_URL]... [--events DIR|-]',
+  summary: 'Run the gateway locally on a manifest. Rules reload when the file changes; an invalid new\nmanifest is reported and the last good rules keep serving. SIGTERM or Ctrl-C stops it after\nflushing events.',
+  options: [
+    { name: 'manifest', value: 'FILE', help: `Rules: a Scarf Gateway manifest or this project's superset. Default: the bundled example (${path.relative(process.cwd(), EXAMPLE_MANIFEST) || EXAMPLE_MANIFEST}).` },
+    { name: 'port', value: 'N', help: 'TCP port. Default: 8081.' },
+    { name: 'host', value: 'ADDR', help: 'Address to bind. Default: 127.0.0.1.' },
+    { name: 'upstream', value: 'HOST=BASE_URL', repeat: true, help: 'Contact BASE_URL wherever the gateway itself would contact upstream HOST (mirrors, air-gapped tests). Redirects sent to clients are not rewritten.' },
+    { name: 'events', value: 'DIR|-', help: 'Analytics events as NDJSON under DIR/dt=YYYY-MM-DD/, or on stdout for "-". Default: ./.gateway/events.' },
+    { name: 'access-log', help: 'Log one line per request on stderr (no query strings, no client addresses).' },
+    { name: 'log-format', value: 'text|json', help: 'Log line format. Default: text.' },
+  ],
+  positionals: 0,
+  async run(opts) {
+    const logFormat = (opts['log-format'] as string | undefined) ?? 'text';
+    if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`--log-format must be text or json, got ${JSON.stringify(logFormat)}`);
+    const log = createLogger({ format: logFormat });
+    const manifest = path.resolve((opts.manifest as string | undefined) ?? EXAMPLE_MANIFEST);
+    const port = parsePort((opts.port as string | undefined) ?? '8081');
+    const host = (opts.host as string | undefined) ?? '127.0.0.1';
+    const upstreams = parseUpstreams((opts.upstream as string[] | undefined) ?? []);
+    const eventsTarget = (opts.events as string | undefined) ?? path.join('.gateway', 'events');
+
+    const loaded = loadManifestFile(manifest);
+    if (!loaded.rules) {
+      process.stderr.write(`artifact-gateway: ${manifest}: invalid manifest (${loaded.errors.length} problem${loaded.errors.length === 1 ? '' : 's'})\n`);
+      printProblems(loaded.errors, 'error:', (s) => process.stderr.write(s));
+      return 1;
+    }
+    printProblems(loaded.warnings, 'warning:', (s) => process.stderr.write(s));
+    let rules: CompiledRuleSet = loaded.rules;
+
+    const sink: EventSink = eventsTarget === '-'
+      ? new StdoutEventSink()
+      : new NdjsonEventSink(path.resolve(eventsTarget), (m) => log.error(m));
+    const gateway = new LocalGateway({ host, port, rules: () => rules, sink, upstreams, log, accessLog: opts['access-log'] === true });
+    let address;
+    try {
+      address = await gateway.start();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new Failure(code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use (choose another with --port)` : `cannot listen on ${host}:${port}: ${(e as Error).message}`);
+    }
+    const watcher = new ManifestWatcher(manifest, {
+      onReload(next, warnings) {
+        rules = next;
+        log.info(`reloaded ${manifest}: ${next.ruleCount} rules on ${next.domains.size} domains`);
+        printProblems(warnings, 'warning:', (s) => process.stderr.write(s));
+      },
+      onInvalid(errors) {
+        log.error(`${manifest} changed but is invalid (${errors.length} problem${errors.length === 1 ? '' : 's'}); still serving the previous rules`);
+        printProblems(errors, 'error:', (s) => process.stderr.write(s));
+      },
+    });
+    watcher.start(fs.readFileSync(manifest, 'utf8'));
+    const hostShown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    log.info(`artifact-gateway listening on http://${hostShown}:${address.port} (${rules.ruleCount} rules on ${rules.domains.size} domains from ${path.relative(process.cwd(), manifest) || manifest}; events: ${eventsTarget === '-' ? 'stdout' : path.resolve(eventsTarget)})`);
+
+    return await new Promise<number>((resolve) => {
+      let stopping = false;
+      const stop = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info(`${signal}: stopping`);
+        watcher.stop();
+        await gateway.stop();
+        await sink.close();
+        resolve(0);
+      };
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+      process.once('SIGINT', () => void stop('SIGINT'));
+    });
+  },
+};
+
+const rulesValidate: CommandSpec = {
+  usage: 'artifact-gateway rules validate FILE [--json]',
+  summary: 'Check a manifest without AWS: every problem is listed with its rule, field and what was\nexpected. Exit status 0 when valid (warnings allowed), 1 when invalid.',
+  options: [{ name: 'json', help: 'Print the result as JSON: {"valid", "rules", "errors", "warnings"}.' }],
+  positionals: 1,
+  async run(opts, [file]) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new Failure(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+    const v = parseManifest(text);
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ valid: v.errors.length === 0, rules: v.rules.length, errors: v.errors, warnings: v.warnings }, null, 2)}\n`);
+    } else if (v.errors.length) {
+      process.stderr.write(`${file}: invalid manifest (${v.errors.length} problem${v.errors.length === 1 ? '' : 's'})\n`);
+      printProblems(v.errors, 'error:', (s) => process.stderr.write(s));
+      printProblems(v.warnings, 'warning:', (s) => process.stderr.write(s));
+    } else {
+      process.stdout.write(`${file}: valid, ${v.rules.length} rule${v.rules.length === 1 ? '' : 's'}${v.warnings.length ? `, ${v.warnings.length} warning${v.warnings.length === 1 ? '' : 's'}` : ''}\n`);
+      printProblems(v.warnings, 'warning:', (s) => process.stdout.write(s));
+    }
+    return v.errors.length ? 1 : 0;
+  },
+};
+
+const COMMANDS: Record<string, CommandSpec> = { serve, 'rules validate': rulesValidate };
+
+const TOP_HELP = `usage: artifact-gateway <command> [options]
+
+Serve containers, Python and npm packages and files from your own domain, with download analytics.
+
+commands:
+  serve            Run the gateway locally on a manifest (npm start runs this).
+  rules validate   Check a manifest and list every problem.
+
+Run "artifact-gateway <command> --help" for the options of a command.
+`;
+
+function version(): string {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
+      process.stdout.write(TOP_HELP);
+      return argv.length === 0 ? 2 : 0;
+    }
+    if (argv[0] === '--version') {
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    }
+    const key = argv[0] === 'rules' ? `rules ${argv[1] ?? ''}` : argv[0];
+    const spec = COMMANDS[key];
+    if (!spec) {
+      if (argv[0] === 'rules') {
+        process.stdout.write(`usage: artifact-gateway rules <subcommand>\n\nsubcommands:\n  validate FILE   Check a manifest and list every problem.\n`);
+        return argv[1] === undefined || argv[1] === '--help' || argv[1] === '-h' ? (argv[1] ? 0 : 2) : (process.stderr.write(`artifact-gateway: unknown rules subcommand ${JSON.stringify(argv[1])}\n`), 2);
+      }
+      throw new UsageError(`unknown command ${JSON.stringify(argv[0])} (commands: serve, rules validate)`);
+    }
+    const { opts, args } = parseOptions(spec, argv.slice(key.split(' ').length));
+    if (opts.help) {
+      process.stdout.write(helpText(spec));
+      return 0;
+    }
+    return await spec.run(opts, args);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`artifact-gateway: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof Failure) {
+      process.stderr.write(`artifact-gateway: ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`artifact-gateway: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+    // Servers and watchers are closed by then; do not wait for stray handles.
+    setTimeout(() => process.exit(code), 100).unref();
+  });
+}

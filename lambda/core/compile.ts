@@ -1,0 +1,70 @@
+/**
+ * Compiling a rule set: once per rule change, into per-domain indexes, so that a request costs
+ * a host lookup and a few hash lookups, never a scan of every rule.
+ */
+import type { CatchAllV1Rule, DockerV1Rule, DockerV2Rule, FileV1Rule, FileV2Rule, PixelV1Rule, PythonV1Rule, Rule, TelemetryV1Rule } from './schema';
+import { compileDocker, type DockerIndex } from './docker';
+import { compileCatchAll, compileFiles, type CatchAllCompiled, type FileIndex } from './files';
+import { compilePython, type PythonIndex } from './python';
+import { compileTelemetry, type TelemetryIndex } from './telemetry';
+import { compilePixels, type PixelIndex } from './pixel';
+
+/**
+ * Everything one domain serves. Precedence (engine.ts): docker, pixel, telemetry, file-v1,
+ * file-v2, python, catch-all. Scarf's order, except that telemetry comes before file rules so
+ * a broad file template cannot make a telemetry endpoint unreachable.
+ */
+export interface DomainIndex {
+  readonly domain: string;
+  readonly docker: DockerIndex | null;
+  readonly pixels: PixelIndex | null;
+  readonly telemetry: TelemetryIndex | null;
+  readonly files: FileIndex | null;
+  readonly python: PythonIndex | null;
+  readonly catchAll: CatchAllCompiled | null;
+  readonly ruleCount: number;
+}
+
+export interface CompiledRuleSet {
+  /** By domain as written in rules (lower case, with a port only if the rule names one). */
+  readonly domains: ReadonlyMap<string, DomainIndex>;
+  readonly ruleCount: number;
+}
+
+type ByType = { [T in Rule['type']]: Extract<Rule, { type: T }>[] };
+
+/** Rules must have passed validation (validate.ts). */
+export function compileRules(rules: readonly Rule[]): CompiledRuleSet {
+  const grouped = new Map<string, ByType>();
+  for (const r of rules) {
+    const d = r.domain.toLowerCase();
+    let g = grouped.get(d);
+    if (!g) {
+      g = { 'docker-v1': [], 'docker-v2': [], 'file-v1': [], 'file-v2': [], 'python-v1': [], 'catch-all-v1': [], 'telemetry-v1': [], 'pixel-v1': [] };
+      grouped.set(d, g);
+    }
+    (g[r.type] as Rule[]).push(r);
+  }
+  const domains = new Map<string, DomainIndex>();
+  for (const [domain, g] of grouped) {
+    domains.set(domain, {
+      domain,
+      docker: compileDocker(g['docker-v1'] as DockerV1Rule[], g['docker-v2'] as DockerV2Rule[]),
+      pixels: compilePixels(g['pixel-v1'] as PixelV1Rule[]),
+      telemetry: compileTelemetry(g['telemetry-v1'] as TelemetryV1Rule[]),
+      files: compileFiles(g['file-v1'] as FileV1Rule[], g['file-v2'] as FileV2Rule[]),
+      python: compilePython(g['python-v1'] as PythonV1Rule[]),
+      catchAll: compileCatchAll(g['catch-all-v1'] as CatchAllV1Rule[]),
+      ruleCount: Object.values(g).reduce((n, list) => n + list.length, 0),
+    });
+  }
+  return { domains, ruleCount: rules.length };
+}
+
+/** The domain index for a request host: `host:port` if a rule names that port, else the host without its port. */
+export function findDomain(set: CompiledRuleSet, host: string): DomainIndex | undefined {
+  const exact = set.domains.get(host);
+  if (exact) return exact;
+  const m = /^(.*):\d+$/.exec(host);
+  return m ? set.domains.get(m[1]) : undefined;
+}

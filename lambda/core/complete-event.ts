@@ -1,0 +1,71 @@
+/**
+ * Completing the engine's event drafts once the response is known: status, time, client fields,
+ * coarse origin and visitor id. Shared by every adapter so events are the same everywhere.
+ */
+import type { EventDraft, GatewayEvent } from './events';
+import { parseUserAgent } from './user-agent';
+
+export interface ViewerOrigin {
+  country: string | null;
+  region: string | null;
+  asn: string | null;
+  org: string | null;
+}
+
+export interface EventContext {
+  readonly domain: string;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly time: Date;
+  readonly userAgent: string | undefined;
+  /** From the CDN's viewer headers when deployed; null locally (never derived from the IP). */
+  readonly origin: ViewerOrigin | null;
+  /** Visitor id for one package; null where not allowed. */
+  readonly visitorIdFor: (packageId: string | null) => string | null;
+  readonly newId: () => string;
+}
+
+/** A countable request is a download only when it succeeded: 2xx or a redirect, not 304. */
+export function isDownload(draft: EventDraft, status: number): boolean {
+  return draft.countable && status >= 200 && status < 400 && status !== 304;
+}
+
+export function completeEvents(drafts: readonly EventDraft[], ctx: EventContext): GatewayEvent[] {
+  if (!drafts.length) return [];
+  const client = parseUserAgent(ctx.userAgent);
+  const time = ctx.time.toISOString();
+  return drafts.map((d) => ({
+    id: ctx.newId(),
+    time,
+    kind: d.kind,
+    action: d.action,
+    download: isDownload(d, ctx.status),
+    package_id: d.package_id,
+    auto_create_rule_id: d.auto_create_rule_id ?? null,
+    domain: ctx.domain,
+    method: ctx.method,
+    path: ctx.path,
+    status: ctx.status,
+    target: d.target ? withoutCredentials(d.target) : null,
+    image: d.image ?? null,
+    reference: d.reference ?? null,
+    upstream: d.upstream ?? null,
+    file_name: d.file_name ?? null,
+    version: d.version ?? null,
+    variables: d.variables ?? {},
+    body_event: d.body_event ?? null,
+    pixel_id: d.pixel_id ?? null,
+    ...client,
+    country: ctx.origin?.country ?? null,
+    region: ctx.origin?.region ?? null,
+    asn: ctx.origin?.asn ?? null,
+    org: ctx.origin?.org ?? null,
+    visitor_id: ctx.visitorIdFor(d.package_id),
+  }));
+}
+
+/** Targets never carry userinfo into analytics. */
+function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1');
+}

@@ -1,0 +1,215 @@
+/**
+ * file-v1 (URI templates), file-v2 (regular expressions) and catch-all-v1: redirects of plain
+ * downloads, and "record only" beacons.
+ */
+import type { CatchAllV1Rule, FileV1Rule, FileV2Rule } from './schema';
+import { expandTemplate, matchesLiteral, matchTemplate, parseTemplate, type MatchedValue, type UriTemplate } from './uri-template';
+import { compileFileRegex, execFileRegex, type FileRegex } from './file-regex';
+import { encodeUnsafe, mergeQuery, pathSegments, percentDecode, reencodeQuery, strictEncode } from './encoding';
+import { REDIRECT_CACHE_CONTROL, type GatewayRequest, type Outcome } from './request';
+import { BODY_LIMIT, parseBodyEvents } from './body-events';
+import type { EventDraft } from './events';
+
+interface FileV1Compiled {
+  readonly type: 'file-v1';
+  readonly precedence: number;
+  readonly incoming: UriTemplate;
+  readonly outgoing: UriTemplate | null;
+  readonly packageId: string;
+}
+
+interface FileV2Compiled {
+  readonly type: 'file-v2';
+  readonly precedence: number;
+  readonly incoming: FileRegex;
+  readonly outgoing: UriTemplate | null;
+  readonly outgoingVars: readonly string[];
+  readonly packageId: string;
+}
+
+type FileCompiled = FileV1Compiled | FileV2Compiled;
+
+export interface FileIndex {
+  /** Rules whose template starts with a literal first path segment, by that (raw) segment. */
+  readonly byFirstSegment: Map<string, FileCompiled[]>;
+  /** Rules that may match any first segment (regexes, `/{+path}`, ...). */
+  readonly anySegment: FileCompiled[];
+}
+
+/** Scarf's sort key of a file-v1 rule: the template expanded with every variable empty, split on `/`, empty parts dropped. */
+function sortKey(t: UriTemplate): string[] {
+  const empty: Record<string, string> = {};
+  for (const v of t.variableNames) empty[v] = '';
+  return expandTemplate(t, empty).split('/').filter((s) => s !== '');
+}
+
+function compareKeys(a: string[], b: string[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+  return a.length - b.length;
+}
+
+/** The raw first path segment every match must start with, or null when the template does not fix it. */
+function literalFirstSegment(t: UriTemplate): string | null {
+  let prefix = '';
+  let complete = true;
+  for (const part of t.parts) {
+    if (part.kind !== 'literal') {
+      complete = false;
+      break;
+    }
+    prefix += part.text;
+  }
+  const pathPart = complete ? prefix.split('?')[0] : prefix;
+  if (!pathPart.startsWith('/')) return null;
+  const slash = pathPart.indexOf('/', 1);
+  if (slash < 0 && !complete) return null;
+  return encodeUnsafe(pathPart.slice(1, slash < 0 ? undefined : slash));
+}
+
+function regexFirstSegment(): null {
+  // A regex is searched anywhere in the path (Scarf does not anchor it), so it can match under any segment.
+  return null;
+}
+
+/** Rules in manifest order, all of one domain. */
+export function compileFiles(v1: FileV1Rule[], v2: FileV2Rule[]): FileIndex | null {
+  if (!v1.length && !v2.length) return null;
+  // Scarf's precedence: file-v1 by key descending, then file-v2 by source ascending; ties: later manifest entry first.
+  const v1Sorted = v1.map((r, i) => ({ r, i, key: sortKey(parseTemplate(r['incoming-path'])) }))
+    .sort((a, b) => compareKeys(b.key, a.key) || b.i - a.i);
+  const v2Sorted = v2.map((r, i) => ({ r, i, source: r['incoming-path'].trim() }))
+    .sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : b.i - a.i));
+  const byFirstSegment = new Map<string, FileCompiled[]>();
+  const anySegment: FileCompiled[] = [];
+  const add = (c: FileCompiled, segment: string | null) => {
+    if (segment === null) anySegment.push(c);
+    else byFirstSegment.set(segment, [...(byFirstSegment.get(segment) ?? []), c]);
+  };
+  let precedence = 0;
+  for (const { r } of v1Sorted) {
+    const incoming = parseTemplate(r['incoming-path']);
+    const outgoing = r['outgoing-url'] == null ? null : parseTemplate(r['outgoing-url']);
+    add({ type: 'file-v1', precedence: precedence++, incoming, outgoing, packageId: r['package-id'] }, literalFirstSegment(incoming));
+  }
+  for (const { r } of v2Sorted) {
+    const incoming = compileFileRegex(r['incoming-path']);
+    if ('problem' in incoming) throw new Error(`invalid file-v2 rule: ${incoming.problem}`);
+    const outgoing = r['outgoing-url'] == null ? null : parseTemplate(r['outgoing-url']);
+    add({ type: 'file-v2', precedence: precedence++, incoming, outgoing, outgoingVars: outgoing?.variableNames ?? [], packageId: r['package-id'] }, regexFirstSegment());
+  }
+  return { byFirstSegment, anySegment };
+}
+
+/** Candidate rules for a path, in precedence order: one hash lookup, then a merge with the rules that fit any path. */
+function* candidates(index: FileIndex, rawPath: string): Generator<FileCompiled> {
+  const slash = rawPath.indexOf('/', 1);
+  const first = rawPath.slice(1, slash < 0 ? undefined : slash);
+  const a = index.byFirstSegment.get(first) ?? [];
+  const b = index.anySegment;
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i].precedence < b[j].precedence)) yield a[i++];
+    else yield b[j++];
+  }
+}
+
+const decodedVariables = (vars: Map<string, MatchedValue>): Record<string, string> => {
+  const out: Record<string, string> = {};
+  for (const [k, v] of vars) out[k] = v.decoded;
+  return out;
+};
+
+type FileResult = Omit<Outcome, 'domain'>;
+
+function fileOutcome(req: GatewayRequest, kind: 'file' | 'catch-all', packageId: string, location: string | null, variables: Record<string, string>, bodyEvents: Record<string, unknown>[] = []): FileResult {
+  const base: EventDraft = {
+    kind,
+    action: location ? 'redirect' : 'respond',
+    // Files: a GET that is redirected or answered is a download.
+    countable: req.method === 'GET',
+    package_id: packageId,
+    target: location,
+    variables,
+    version: variables.version ?? null,
+    body_event: null,
+  };
+  const events = bodyEvents.length ? bodyEvents.map((b) => ({ ...base, body_event: b })) : [base];
+  const decision: Outcome['decision'] = location
+    ? { type: 'redirect', status: 307, location, headers: { 'cache-control': REDIRECT_CACHE_CONTROL } }
+    : { type: 'respond', status: 200, headers: { 'cache-control': 'no-store' }, body: '' };
+  return { decision, events };
+}
+
+function tryFileV1(rule: FileV1Compiled, req: GatewayRequest): FileResult | 'read-body' | null {
+  let vars = matchTemplate(rule.incoming, req.rawPath, req.rawQuery);
+  if (vars !== null && vars.size === 0) vars = null;
+  let location: string | null = null;
+  if (vars) {
+    if (rule.outgoing) {
+      for (const v of rule.outgoing.variableNames) if (!vars.has(v)) return null;
+      location = mergeQuery(expandTemplate(rule.outgoing, vars), req.rawQuery);
+    }
+  } else {
+    // No variable bound: only a template without variables can match, literally.
+    if (rule.incoming.variableNames.length > 0 || !matchesLiteral(rule.incoming, req.rawPath, req.rawQuery)) return null;
+    if (rule.outgoing) {
+      if (rule.outgoing.variableNames.length > 0) return null;
+      location = mergeQuery(expandTemplate(rule.outgoing, {}), req.rawQuery);
+    }
+    vars = new Map();
+  }
+  // Beacons may carry events in their body (any method, as in Scarf).
+  if (req.hasBody && req.body === undefined) return 'read-body';
+  const body = parseBodyEvents(req.body, req.bodyTruncated);
+  return fileOutcome(req, 'file', rule.packageId, location, decodedVariables(vars), body.events);
+}
+
+function tryFileV2(rule: FileV2Compiled, req: GatewayRequest): FileResult | null {
+  const groups = execFileRegex(rule.incoming, req.rawPath);
+  if (!groups) return null;
+  // Unlike Scarf, values are decoded once (`%20` -> space), so expansion does not encode them twice.
+  const vars = new Map<string, MatchedValue>();
+  for (const [k, raw] of groups) vars.set(k, { raw, decoded: percentDecode(raw) ?? raw });
+  let location: string | null = null;
+  if (rule.outgoing) {
+    for (const v of rule.outgoingVars) if (!vars.has(v)) return null;
+    location = mergeQuery(expandTemplate(rule.outgoing, vars), req.rawQuery);
+  }
+  return fileOutcome(req, 'file', rule.packageId, location, decodedVariables(vars));
+}
+
+export const FILE_BODY_LIMIT = BODY_LIMIT;
+
+/** First file rule (in precedence order) that takes the request. */
+export function handleFiles(index: FileIndex, req: GatewayRequest): FileResult | 'read-body' | null {
+  for (const rule of candidates(index, req.rawPath)) {
+    const r = rule.type === 'file-v1' ? tryFileV1(rule, req) : tryFileV2(rule, req);
+    if (r) return r;
+  }
+  return null;
+}
+
+export interface CatchAllCompiled {
+  readonly packageId: string;
+  readonly targetDomain: string | null;
+}
+
+export function compileCatchAll(rules: CatchAllV1Rule[]): CatchAllCompiled | null {
+  const r = rules[rules.length - 1]; // a second catch-all on a domain replaces the first (validation warns)
+  return r ? { packageId: r['package-id'], targetDomain: r['redirect-target-domain'] ?? null } : null;
+}
+
+/** catch-all-v1: 307 to the same path and query on the target domain, each segment strictly re-encoded. */
+export function handleCatchAll(rule: CatchAllCompiled, req: GatewayRequest): FileResult {
+  let location: string | null = null;
+  if (rule.targetDomain) {
+    const segments = pathSegments(req.rawPath);
+    // A segment that is not valid UTF-8 is passed on as received rather than failing the request (Scarf answers 500).
+    const path = segments
+      ? (req.rawPath === '/' ? '' : segments.map((s) => `/${strictEncode(s)}`).join(''))
+      : encodeUnsafe(req.rawPath === '/' ? '' : req.rawPath);
+    location = `https://${rule.targetDomain}${path}${reencodeQuery(req.rawQuery)}`;
+  }
+  return fileOutcome(req, 'catch-all', rule.packageId, location, {});
+}
