@@ -1,5 +1,5 @@
 /** Two projects: fast unit tests (pure, in-process) and end-to-end tests (real servers and clients). */
-const tsJest = ['ts-jest', { isolatedModules: true, tsconfig: 'tsconfig.json' }];
+const tsJest = ['ts-jest', { tsconfig: 'tsconfig.jest.json' }];
 module.exports = {
   projects: [
     {

@@ -3,38 +3,10 @@
  * throws: invalid input gives null, and callers decide (usually: no match, or keep it raw).
  */
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
-const ENCODER = new TextEncoder();
+import { percentDecode } from './uri-template';
 
-/** Percent-decodes `s` (no `+` handling); null when an escape is malformed or not UTF-8. */
-export function percentDecode(s: string): string | null {
-  if (!s.includes('%')) return s;
-  const bytes: number[] = [];
-  let out = '';
-  const flush = (): boolean => {
-    if (!bytes.length) return true;
-    try {
-      out += UTF8.decode(Uint8Array.from(bytes));
-    } catch {
-      return false;
-    }
-    bytes.length = 0;
-    return true;
-  };
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c === '%') {
-      const h = s.slice(i + 1, i + 3);
-      if (!/^[0-9a-fA-F]{2}$/.test(h)) return null;
-      bytes.push(parseInt(h, 16));
-      i += 2;
-    } else {
-      if (!flush()) return null;
-      out += c;
-    }
-  }
-  return flush() ? out : null;
-}
+export { percentDecode };
+const ENCODER = new TextEncoder();
 
 /** Decodes a query component: `+` is a space (HTML forms), then percent-decoding. */
 export function formDecode(s: string): string | null {

@@ -4,7 +4,7 @@
  * calls this and only carries out the decision.
  */
 import { findDomain, type CompiledRuleSet, type DomainIndex } from './compile';
-import { pathSegments } from './encoding';
+import { pathSegments, percentDecode } from './encoding';
 import { handleDocker } from './docker';
 import { handleCatchAll, handleFiles } from './files';
 import { handlePython } from './python';
@@ -24,8 +24,10 @@ function jsonError(status: number, error: string, message: string): Outcome['dec
 }
 
 /** Scarf's no-match answer: the OCI NAME_UNKNOWN error under /v2/ (except the catalog), else an empty 404. */
-function notFound(segments: readonly string[] | null): Outcome['decision'] {
-  const registryPath = segments?.[0] === 'v2' && segments[1] !== '_catalog';
+function notFound(rawPath: string): Outcome['decision'] {
+  // Raw segments, so a malformed escape later in the path still gets the registry's answer.
+  const [first, second] = rawPath.slice(1).split('/');
+  const registryPath = first === 'v2' && percentDecode(second ?? '') !== '_catalog';
   return registryPath
     ? { type: 'respond', status: 404, headers: { 'content-type': 'application/json' }, body: NAME_UNKNOWN }
     : { type: 'respond', status: 404, headers: {}, body: '' };
@@ -71,12 +73,12 @@ export function handleRequest(set: CompiledRuleSet, req: GatewayRequest): Outcom
   }
   const segments = pathSegments(req.rawPath);
   const d = findDomain(set, requestHost(req.headers));
-  if (!d) return { decision: notFound(segments), events: [], domain: null };
+  if (!d) return { decision: notFound(req.rawPath), events: [], domain: null };
   const domain = d.domain.replace(/:\d+$/, '');
   const r = route(d, req, segments);
   if (r === 'read-body') return { decision: { type: 'read-body', limit: BODY_LIMIT }, events: [], domain };
   if (r) return { ...r, domain };
   // Recorded without a package, so mistyped install commands show up in analytics.
   const miss: EventDraft = { kind: guessKind(segments), action: 'not-found', countable: false, package_id: null };
-  return { decision: notFound(segments), events: [miss], domain };
+  return { decision: notFound(req.rawPath), events: [miss], domain };
 }

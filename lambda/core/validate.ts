@@ -55,7 +55,7 @@ export function validateRule(raw: unknown, index: number): { rule: Rule | null; 
     errors.push({ index, type: null, domain, field: 'type', message: `missing or not a string; expected one of: ${typeList}` });
     return { rule: null, errors, warnings };
   }
-  if (!(type in RULE_TYPES)) {
+  if (!Object.prototype.hasOwnProperty.call(RULE_TYPES, type)) {
     errors.push({ index, type, domain, field: 'type', message: `unknown rule type ${JSON.stringify(type)}; expected one of: ${typeList}` });
     return { rule: null, errors, warnings };
   }
@@ -79,7 +79,7 @@ export function validateRule(raw: unknown, index: number): { rule: Rule | null; 
     else errors.push(at(name, `${r.problem}; expected ${f.expected}`));
   }
   for (const name of Object.keys(obj)) {
-    if (name !== 'type' && !(name in spec)) {
+    if (name !== 'type' && !Object.prototype.hasOwnProperty.call(spec, name)) {
       warnings.push(at(name, `unknown field, ignored (fields of ${type}: ${Object.keys(spec).join(', ')})`));
     }
   }

@@ -387,7 +387,11 @@ describe('matchTemplate: nasty inputs', () => {
   });
 
   it('handles prototype-like variable names', () => {
-    expect(matchDecoded('/{constructor}/{__proto__}', '/a/b')).toEqual({ constructor: 'a', __proto__: 'b' });
+    const result = matchTemplate(parseTemplate('/{constructor}/{__proto__}'), '/a/b', '');
+    expect(result && [...result].map(([name, value]) => [name, value.decoded])).toEqual([
+      ['constructor', 'a'],
+      ['__proto__', 'b'],
+    ]);
   });
 
   it('never throws on arbitrary request text', () => {
@@ -432,7 +436,7 @@ describe('matchTemplate: nasty inputs', () => {
 
   it('gets the adversarial split right', () => {
     const result = matchDecoded('/{a}-{b}-{c}-{d}-{e}-{f}', '/' + '-'.repeat(10000));
-    expect(result).toEqual({ a: '-', b: '-', c: '-', d: '-', e: '-', f: '-'.repeat(9995) });
+    expect(result).toEqual({ a: '-', b: '-', c: '-', d: '-', e: '-', f: '-'.repeat(9990) });
   });
 });
 
@@ -767,7 +771,7 @@ describe('expand-then-match gives the variables back', () => {
     const outgoing = parseTemplate('https://cdn.example.com/{+x}');
     fc.assert(
       fc.property(fc.constantFrom('/{+x}', '/{x}', '/pre/{x}/post'), fc.oneof(rawText(unreserved), rawText([...unreserved, ...reserved])), (template, raw) => {
-        const rawPath = template.replace(/\{\+?x\}/, raw);
+        const rawPath = template.replace(/\{\+?x\}/, () => raw);
         const match = matchTemplate(parseTemplate(template), rawPath, '');
         const allowedInPlainVar = /^([A-Za-z0-9\-._~]|%[0-9A-Fa-f]{2})*$/.test(raw);
         if (template !== '/{+x}' && !allowedInPlainVar) {
