@@ -157,12 +157,11 @@ export class Gateway {
   }
 
   waitExit(timeoutMs = 10_000): Promise<Exit> {
-    return Promise.race([
-      this.exited,
-      delay(timeoutMs).then(() => {
-        throw new Error(`gateway (pid ${this.pid}) did not exit within ${timeoutMs} ms`);
-      }),
-    ]);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`gateway (pid ${this.pid}) did not exit within ${timeoutMs} ms`)), timeoutMs);
+    });
+    return Promise.race([this.exited, timeout]).finally(() => clearTimeout(timer));
   }
 
   /** SIGTERM and wait for the exit (the caller asserts the status). */

@@ -1,4 +1,6 @@
 import { formatProblem, parseManifest, validateManifest, validateRule, type Problem } from '../../lambda/core/validate';
+import fs from 'node:fs';
+import { eventReference, ruleReference, withGeneratedSection } from '../../lambda/core/reference-docs';
 import { RULE_TYPES, RULE_TYPE_NAMES, type RuleType } from '../../lambda/core/schema';
 
 /** A minimal valid rule of every type. */
@@ -156,5 +158,14 @@ describe('validateRule', () => {
     const hostile: unknown[] = [null, 0, [], 'x', { type: null }, { type: '__proto__' }, { type: 'file-v1', domain: {}, 'incoming-path': [], 'outgoing-url': {}, 'package-id': [] }];
     for (const v of hostile) expect(() => validateRule(v, 0)).not.toThrow();
     expect(validateRule({ type: 'constructor' }, 0).errors[0].message).toMatch(/unknown rule type/);
+  });
+});
+
+describe('reference docs', () => {
+  test('docs/RULES.md and docs/EVENTS.md match the schemas (run `npm run docs` after changing a schema)', () => {
+    for (const [file, content] of [['docs/RULES.md', ruleReference()], ['docs/EVENTS.md', eventReference()]] as const) {
+      const doc = fs.readFileSync(`${__dirname}/../../${file}`, 'utf8');
+      expect({ file, upToDate: withGeneratedSection(doc, content) === doc }).toEqual({ file, upToDate: true });
+    }
   });
 });

@@ -1,0 +1,326 @@
+/**
+ * End to end over HTTP: the local gateway (bin/cli.ts serve) answering a file-v1 redirect, against
+ * a plain Node server answering a fixed 307 with the same headers (bench/baseline-server.ts). Both
+ * run as child processes bound to 127.0.0.1 and are loaded in turn by the same client: wrk when it
+ * is installed, else a keep-alive Node client with N concurrent connections.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { median } from './measure';
+import { mixedHost, mixedManifest } from './manifests';
+
+const ROOT = path.resolve(__dirname, '..');
+
+export interface LoadResult {
+  readonly requests: number;
+  readonly seconds: number;
+  readonly rps: number;
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  /** Socket errors, timeouts and responses that were not the expected 307. */
+  readonly errors: number;
+}
+
+export interface HttpOptions {
+  readonly rounds: number;
+  readonly durationS: number;
+  readonly warmupS: number;
+  readonly connections: number;
+  /** Use wrk if installed (default), or force the Node client. */
+  readonly client: 'auto' | 'node';
+}
+
+export interface HttpResults {
+  readonly client: string;
+  readonly connections: number;
+  readonly durationS: number;
+  readonly rounds: number;
+  readonly request: string;
+  readonly manifestRules: number;
+  readonly gateway: LoadResult[];
+  readonly baseline: LoadResult[];
+  /** Per round, gateway req/s / baseline req/s. */
+  readonly ratios: number[];
+  readonly medianGatewayRps: number;
+  readonly medianBaselineRps: number;
+  readonly medianRatio: number;
+  readonly medianGatewayP50Ms: number | null;
+  readonly medianGatewayP99Ms: number | null;
+  readonly medianBaselineP50Ms: number | null;
+  readonly medianBaselineP99Ms: number | null;
+  /** Events the gateway wrote (NDJSON lines) and the requests the client saw answered, warm-up included. */
+  readonly eventsWritten: number;
+  readonly gatewayRequestsAnswered: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+// ---------------------------------------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+
+/** Last resort on an unexpected exit of the bench: never leave a server behind. */
+export function killChildren(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+
+interface Server {
+  readonly label: string;
+  readonly child: ChildProcess;
+  readonly port: number;
+  stderr(): string;
+}
+
+function startServer(label: string, args: string[], timeoutMs = 30_000): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    children.add(child);
+    child.once('exit', () => children.delete(child));
+    let err = '';
+    let done = false;
+    const timer = setTimeout(() => finish(new Error(`${label} did not start within ${timeoutMs} ms:\n${err}`)), timeoutMs);
+    const finish = (e: Error | null, port?: number) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (e) {
+        child.kill('SIGKILL');
+        reject(e);
+      } else {
+        resolve({ label, child, port: port!, stderr: () => err });
+      }
+    };
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (s: string) => {
+      if (err.length < 64 * 1024) err += s;
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(err);
+      if (m) finish(null, Number(m[1]));
+    });
+    child.once('error', (e) => finish(e));
+    child.once('exit', (code, signal) => finish(new Error(`${label} exited (${code ?? signal}) before listening:\n${err}`)));
+  });
+}
+
+async function stopServer(s: Server): Promise<void> {
+  const c = s.child;
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+  c.kill('SIGTERM');
+  const timer = setTimeout(() => c.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------------------------
+
+function probe(port: number, host: string, target: string): Promise<{ status: number; location: string | undefined; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: target, headers: { host, 'user-agent': 'curl/8.5.0' }, agent: false }, (res) => {
+      res.resume();
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, headers: res.headers }));
+    });
+    req.once('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('probe timed out')));
+  });
+}
+
+export function wrkVersion(): string | null {
+  const r = spawnSync('wrk', ['--version'], { encoding: 'utf8' });
+  if (r.error) return null;
+  const m = /wrk\s+(\S+)/.exec(`${r.stdout}${r.stderr}`);
+  return m ? m[1] : 'unknown';
+}
+
+function toMs(value: string, unit: string): number {
+  const v = Number(value);
+  return unit === 'us' ? v / 1000 : unit === 's' ? v * 1000 : unit === 'm' ? v * 60_000 : v;
+}
+
+export function parseWrk(out: string): LoadResult {
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m),/.exec(out);
+  if (!rps || !total) throw new Error(`cannot read wrk output:\n${out}`);
+  const pct = (p: string) => {
+    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(out);
+    return m ? toMs(m[1], m[2]) : null;
+  };
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const errors = (sock ? sock.slice(1).reduce((n, x) => n + Number(x), 0) : 0) + (non ? Number(non[1]) : 0);
+  return { requests: Number(total[1]), seconds: toMs(total[2], total[3]) / 1000, rps: Number(rps[1]), p50Ms: pct('50'), p99Ms: pct('99'), errors };
+}
+
+function runWrk(port: number, host: string, target: string, connections: number, seconds: number): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s', '-H', `Host: ${host}`, '-H', 'User-Agent: curl/8.5.0', `http://127.0.0.1:${port}${target}`];
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 30) * 1000);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      if (code !== 0) return reject(new Error(`wrk exited with ${code}:\n${out}`));
+      try {
+        resolve(parseWrk(out));
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}
+
+/** Fallback client: `connections` keep-alive connections, each sending its next request as soon as the previous answer ends. */
+async function runNodeClient(port: number, host: string, target: string, connections: number, seconds: number): Promise<LoadResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
+  const latencies: number[] = [];
+  let errors = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const t0 = performance.now();
+      const req = http.request({ host: '127.0.0.1', port, path: target, method: 'GET', agent, headers: { host, 'user-agent': 'curl/8.5.0' } }, (res) => {
+        res.resume();
+        res.once('end', () => {
+          if (res.statusCode === 307) latencies.push(performance.now() - t0);
+          else errors++;
+          resolve();
+        });
+      });
+      req.once('error', () => {
+        errors++;
+        resolve();
+      });
+      req.end();
+    });
+  const worker = async () => {
+    while (performance.now() < end) await one();
+  };
+  await Promise.all(Array.from({ length: connections }, worker));
+  const elapsed = (performance.now() - start) / 1000;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] : null);
+  return { requests: latencies.length, seconds: elapsed, rps: latencies.length / elapsed, p50Ms: at(0.5), p99Ms: at(0.99), errors };
+}
+
+function countLines(dir: string): number {
+  let n = 0;
+  if (!fs.existsSync(dir)) return 0;
+  const buf = Buffer.alloc(1 << 20);
+  const files: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(path.join(d, e.name));
+      else if (e.isFile()) files.push(path.join(d, e.name));
+    }
+  };
+  walk(dir);
+  for (const file of files) {
+    const fd = fs.openSync(file, 'r');
+    try {
+      for (let r = fs.readSync(fd, buf); r > 0; r = fs.readSync(fd, buf)) {
+        for (let i = buf.indexOf(10); i >= 0 && i < r; i = buf.indexOf(10, i + 1)) n++;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return n;
+}
+
+const medianOrNull = (xs: Array<number | null>): number | null => {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? median(v) : null;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+export async function benchHttp(opts: HttpOptions, progress: (m: string) => void): Promise<HttpResults> {
+  const useWrk = opts.client === 'auto' && wrkVersion() !== null;
+  const clientName = useWrk ? `wrk ${wrkVersion()} (1 thread)` : 'node keep-alive client (in the bench process)';
+  const load = (port: number, seconds: number) =>
+    useWrk ? runWrk(port, host, target, opts.connections, seconds) : runNodeClient(port, host, target, opts.connections, seconds);
+
+  const host = mixedHost.files(997);
+  const target = '/rocket/1.2.3/rocket-linux-amd64.tar.gz';
+  const location = 'https://github.com/acme/rocket/releases/download/v1.2.3/rocket-linux-amd64.tar.gz';
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'artifact-gateway-bench-'));
+  const servers: Server[] = [];
+  try {
+    const doc = mixedManifest(1000);
+    const manifestFile = path.join(tmp, 'manifest.json');
+    fs.writeFileSync(manifestFile, JSON.stringify(doc));
+    const eventsDir = path.join(tmp, 'events');
+
+    progress('starting the gateway and the baseline server');
+    const gateway = await startServer('gateway', ['--import', 'tsx', 'bin/cli.ts', 'serve', '--manifest', manifestFile, '--port', '0', '--host', '127.0.0.1', '--events', eventsDir]);
+    servers.push(gateway);
+    const baseline = await startServer('baseline server', ['--import', 'tsx', 'bench/baseline-server.ts', '--host', '127.0.0.1', '--port', '0', '--location', location]);
+    servers.push(baseline);
+
+    for (const s of [gateway, baseline]) {
+      const p = await probe(s.port, host, target);
+      if (p.status !== 307 || p.location !== location) {
+        throw new Error(`${s.label} answered ${p.status} ${p.location ?? ''} instead of 307 ${location}\n${s.stderr()}`);
+      }
+    }
+
+    let gatewayAnswered = 0;
+    progress(`warm-up, ${opts.warmupS} s each`);
+    gatewayAnswered += (await load(gateway.port, opts.warmupS)).requests;
+    await load(baseline.port, opts.warmupS);
+
+    const g: LoadResult[] = [];
+    const b: LoadResult[] = [];
+    for (let r = 0; r < opts.rounds; r++) {
+      progress(`round ${r + 1}/${opts.rounds}`);
+      // Alternate which server goes first.
+      if (r % 2 === 0) {
+        b.push(await load(baseline.port, opts.durationS));
+        g.push(await load(gateway.port, opts.durationS));
+      } else {
+        g.push(await load(gateway.port, opts.durationS));
+        b.push(await load(baseline.port, opts.durationS));
+      }
+      gatewayAnswered += g[g.length - 1].requests;
+    }
+
+    for (const s of servers.splice(0)) await stopServer(s);
+    const eventsWritten = countLines(eventsDir);
+    const ratios = g.map((x, i) => x.rps / b[i].rps);
+    return {
+      client: clientName,
+      connections: opts.connections,
+      durationS: opts.durationS,
+      rounds: opts.rounds,
+      request: `GET http://${host}${target}`,
+      manifestRules: doc.rules.length,
+      gateway: g,
+      baseline: b,
+      ratios,
+      medianGatewayRps: median(g.map((x) => x.rps)),
+      medianBaselineRps: median(b.map((x) => x.rps)),
+      medianRatio: median(ratios),
+      medianGatewayP50Ms: medianOrNull(g.map((x) => x.p50Ms)),
+      medianGatewayP99Ms: medianOrNull(g.map((x) => x.p99Ms)),
+      medianBaselineP50Ms: medianOrNull(b.map((x) => x.p50Ms)),
+      medianBaselineP99Ms: medianOrNull(b.map((x) => x.p99Ms)),
+      eventsWritten,
+      gatewayRequestsAnswered: gatewayAnswered + 1,
+    };
+  } finally {
+    for (const s of servers) await stopServer(s);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
