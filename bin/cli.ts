@@ -119,6 +119,7 @@ const serve: CommandSpec = {
     { name: 'host', value: 'ADDR', help: 'Address to bind. Default: 127.0.0.1.' },
     { name: 'upstream', value: 'HOST=BASE_URL', repeat: true, help: 'Contact BASE_URL wherever the gateway itself would contact upstream HOST (mirrors, air-gapped tests). Redirects sent to clients are not rewritten.' },
     { name: 'events', value: 'DIR|-', help: 'Analytics events as NDJSON under DIR/dt=YYYY-MM-DD/, or on stdout for "-". Default: ./.gateway/events.' },
+    { name: 'upstream-timeout', value: 'SECONDS', help: 'How long the proxy waits for an upstream\'s response headers before answering 504. Default: 30.' },
     { name: 'access-log', help: 'Log one line per request on stderr (no query strings, no client addresses).' },
     { name: 'log-format', value: 'text|json', help: 'Log line format. Default: text.' },
   ],
@@ -132,6 +133,11 @@ const serve: CommandSpec = {
     const host = (opts.host as string | undefined) ?? '127.0.0.1';
     const upstreams = parseUpstreams((opts.upstream as string[] | undefined) ?? []);
     const eventsTarget = (opts.events as string | undefined) ?? path.join('.gateway', 'events');
+    const timeoutText = (opts['upstream-timeout'] as string | undefined) ?? '30';
+    const upstreamTimeout = Number(timeoutText);
+    if (!/^\d+(\.\d+)?$/.test(timeoutText) || upstreamTimeout <= 0 || upstreamTimeout > 3600) {
+      throw new UsageError(`--upstream-timeout must be a number of seconds between 0 and 3600, got ${JSON.stringify(timeoutText)}`);
+    }
 
     const loaded = loadManifestFile(manifest);
     if (!loaded.rules) {
@@ -145,7 +151,11 @@ const serve: CommandSpec = {
     const sink: EventSink = eventsTarget === '-'
       ? new StdoutEventSink()
       : new NdjsonEventSink(path.resolve(eventsTarget), (m) => log.error(m));
-    const gateway = new LocalGateway({ host, port, rules: () => rules, sink, upstreams, log, accessLog: opts['access-log'] === true });
+    const gateway = new LocalGateway({
+      host, port, rules: () => rules, sink, upstreams, log,
+      accessLog: opts['access-log'] === true,
+      proxy: { headersTimeoutMs: upstreamTimeout * 1000 },
+    });
     let address;
     try {
       address = await gateway.start();

@@ -72,6 +72,8 @@ interface ParsedPath {
 
 function parseRegistryPath(segments: readonly string[] | null, rawPath: string): ParsedPath | null {
   if (!segments || segments[0] !== 'v2') return null;
+  // No OCI name, tag or digest is "." or "..": such segments could only walk to another repository upstream.
+  if (segments.some((s) => s === '.' || s === '..')) return null;
   for (let k = 2; k < segments.length - 1; k++) {
     if (ENDPOINTS.has(segments[k])) {
       const rawSegs = rawPath.slice(1).split('/');

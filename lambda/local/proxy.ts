@@ -46,14 +46,35 @@ const agents = {
   https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
 };
 
-/** Where the gateway really connects for a public URL: the `--upstream` base URL for its host, if any. */
-export function resolveUpstream(publicUrl: URL, upstreams: ReadonlyMap<string, string>): URL {
-  const base = upstreams.get(publicUrl.host.toLowerCase());
-  if (!base) return publicUrl;
-  return new URL(`${base.replace(/\/+$/, '')}${publicUrl.pathname}${publicUrl.search}`);
+/**
+ * An absolute URL split without normalising its path: `new URL()` would resolve `..` and `%2e%2e`
+ * segments, and the upstream must receive the raw path exactly as the engine built it.
+ */
+export interface RawUrl {
+  /** `https://host[:port]` (lower-case scheme and host). */
+  readonly origin: string;
+  readonly host: string;
+  /** Raw path and query, starting with `/`. */
+  readonly pathAndQuery: string;
 }
 
-function forwardHeaders(rawHeaders: readonly string[], target: URL, keepAuthorization: boolean): Record<string, string | string[]> {
+export function splitUrl(url: string): RawUrl {
+  const m = /^(https?):\/\/([^/?#]+)([^#]*)/i.exec(url);
+  if (!m) throw new Error(`not an absolute http(s) URL: ${url}`);
+  const host = m[2].toLowerCase();
+  const rest = m[3] === '' ? '/' : m[3].startsWith('/') ? m[3] : `/${m[3]}`;
+  return { origin: `${m[1].toLowerCase()}://${host}`, host, pathAndQuery: rest };
+}
+
+/** Where the gateway really connects for a public URL: the `--upstream` base URL for its host, if any. */
+export function resolveUpstream(publicUrl: RawUrl, upstreams: ReadonlyMap<string, string>): RawUrl {
+  const base = upstreams.get(publicUrl.host);
+  if (!base) return publicUrl;
+  const b = splitUrl(base);
+  return { ...b, pathAndQuery: `${b.pathAndQuery.replace(/\/+$/, '')}${publicUrl.pathAndQuery}` };
+}
+
+function forwardHeaders(rawHeaders: readonly string[], target: RawUrl, keepAuthorization: boolean): Record<string, string | string[]> {
   const connectionTokens = new Set<string>();
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i].toLowerCase() === 'connection') rawHeaders[i + 1].split(',').forEach((t) => connectionTokens.add(t.trim().toLowerCase()));
@@ -73,7 +94,7 @@ function forwardHeaders(rawHeaders: readonly string[], target: URL, keepAuthoriz
 
 function errorBody(style: 'oci' | 'json', status: number, message: string): string {
   return style === 'oci'
-    ? JSON.stringify({ errors: [{ code: status === 504 ? 'UNAVAILABLE' : 'UNKNOWN', message, detail: {} }] })
+    ? JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message, detail: {} }] })
     : JSON.stringify({ error: status === 504 ? 'upstream_timeout' : 'bad_gateway', message });
 }
 
@@ -89,10 +110,14 @@ function sendError(res: http.ServerResponse, style: 'oci' | 'json', status: numb
 }
 
 /** One upstream exchange; resolves with the response (headers received) or rejects. */
-function exchange(url: URL, method: string, headers: Record<string, string | string[]>, body: http.IncomingMessage | null, opts: ProxyOptions): Promise<http.IncomingMessage> {
+function exchange(url: RawUrl, method: string, headers: Record<string, string | string[]>, body: http.IncomingMessage | null, opts: ProxyOptions): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const mod = url.protocol === 'https:' ? https : http;
-    const req = mod.request(url, { method, headers, agent: url.protocol === 'https:' ? agents.https : agents.http });
+    const secure = url.origin.startsWith('https:');
+    const { hostname, port } = new URL(url.origin);
+    const req = (secure ? https : http).request({
+      protocol: secure ? 'https:' : 'http:', hostname: hostname.replace(/^\[|\]$/g, ''), port, path: url.pathAndQuery,
+      method, headers, agent: secure ? agents.https : agents.http,
+    });
     const timer = setTimeout(() => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT_HEADERS' })), opts.headersTimeoutMs);
     req.setTimeout(opts.idleTimeoutMs, () => req.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT_IDLE' })));
     req.once('response', (r) => {
@@ -118,14 +143,14 @@ export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: h
   const method = (clientReq.method ?? 'GET').toUpperCase();
   const head = method === 'HEAD';
   const hasBody = clientReq.headers['content-length'] !== undefined ? clientReq.headers['content-length'] !== '0' : clientReq.headers['transfer-encoding'] !== undefined;
-  let publicUrl = new URL(target.url);
-  const originHost = publicUrl.host.toLowerCase();
+  let publicUrl = splitUrl(target.url);
+  const originHost = publicUrl.host;
   let upstreamRes: http.IncomingMessage;
-  let contacted: URL;
+  let contacted: RawUrl;
   for (let hop = 0; ; hop++) {
     contacted = resolveUpstream(publicUrl, opts.upstreams);
     // Credentials go only to the configured upstream host, never to a third host or a CDN.
-    const headers = forwardHeaders(clientReq.rawHeaders, contacted, publicUrl.host.toLowerCase() === originHost);
+    const headers = forwardHeaders(clientReq.rawHeaders, contacted, publicUrl.host === originHost);
     try {
       upstreamRes = await exchange(contacted, method, headers, hasBody && hop === 0 ? clientReq : null, opts);
     } catch (e) {
@@ -139,15 +164,16 @@ export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: h
     if (!REDIRECTS.has(status) || !location || hasBody || hop >= opts.maxHops) break;
     let next: URL;
     try {
-      next = new URL(location, publicUrl);
+      next = new URL(location, `${publicUrl.origin}${publicUrl.pathAndQuery}`);
     } catch {
       break;
     }
     // Registry-to-registry hops (a repository moved) are followed internally; anything else (a signed blob URL) goes to the client.
-    const known = next.host.toLowerCase() === originHost || target.followRedirectsTo.includes(next.host.toLowerCase());
-    if (!isRegistryPath(next.pathname) || !known) break;
+    const nextHost = next.host.toLowerCase();
+    const known = nextHost === originHost || target.followRedirectsTo.includes(nextHost);
+    if (!isRegistryPath(next.pathname) || !known || (next.protocol !== 'https:' && next.protocol !== 'http:')) break;
     upstreamRes.resume();
-    publicUrl = next;
+    publicUrl = { origin: `${next.protocol}//${nextHost}`, host: nextHost, pathAndQuery: `${next.pathname}${next.search}` };
   }
   const status = upstreamRes.statusCode ?? 502;
   const out: Record<string, string | string[]> = {};
@@ -157,8 +183,8 @@ export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: h
   }
   if (typeof out.location === 'string') {
     try {
-      // A relative Location is resolved against the URL that answered it.
-      out.location = new URL(out.location, contacted).toString();
+      // A relative Location is resolved against the server that sent it (with --upstream, the override).
+      out.location = new URL(out.location, `${contacted.origin}${contacted.pathAndQuery}`).toString();
     } catch {
       delete out.location;
     }

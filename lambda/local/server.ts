@@ -74,13 +74,15 @@ export class LocalGateway {
   constructor(private readonly opts: LocalGatewayOptions) {}
 
   async start(): Promise<AddressInfo> {
-    const server = http.createServer({ requestTimeout: 120_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
+    // Headers may be larger than Node's 16 KiB default, so that the engine's own target limit answers 414.
+    const server = http.createServer({ requestTimeout: 120_000, headersTimeout: 30_000, keepAliveTimeout: 5_000, maxHeaderSize: 64 * 1024 }, (req, res) => {
       const p = this.handle(req, res).catch((e) => this.fail(res, e)).finally(() => this.inFlight.delete(p));
       this.inFlight.add(p);
     });
     // A malformed request line or header gets a 400 from Node, never a crash.
-    server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       else socket.destroy();
     });
     this.server = server;

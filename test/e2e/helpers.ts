@@ -125,7 +125,8 @@ export class Gateway {
     proc.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     this.exited = new Promise((resolve) => {
-      proc.once('exit', (code, signal) => {
+      // 'close': the process exited and its stdout/stderr are fully read.
+      proc.once('close', (code, signal) => {
         this.exit = { code, signal };
         resolve(this.exit);
       });
