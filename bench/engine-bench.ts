@@ -4,6 +4,9 @@
  */
 import { compileRules, type CompiledRuleSet } from '../lambda/core/compile';
 import { handleRequest } from '../lambda/core/engine';
+import { completeEvents } from '../lambda/core/complete-event';
+import { visitorId } from '../lambda/core/visitor';
+import { randomUUID } from 'node:crypto';
 import type { GatewayRequest, Outcome } from '../lambda/core/request';
 import { parseManifest } from '../lambda/core/validate';
 import { expandTemplate, matchTemplate, parseTemplate, type UriTemplate } from '../lambda/core/uri-template';
@@ -120,12 +123,35 @@ export function benchEngine(opts: SuiteOptions, progress: (m: string) => void): 
     },
   ];
   const answers = cases.map((c) => describeOutcome(checked(c.set, c.req, c.expect, c.name)));
-  const results = runPairs(cases.map((c) => ({ name: c.name, subject: engineBench(c.name, c.set, c.req), baseline: urlBaseline })), opts, progress);
+  const pairs = cases.map((c) => ({ name: c.name, subject: engineBench(c.name, c.set, c.req), baseline: urlBaseline }));
+
+  // What the local server adds per request besides HTTP: completing the events (client fields
+  // from the User-Agent, visitor id HMAC, random id) and serialising them as NDJSON lines.
+  const fileCase = cases[1];
+  const salt = 'bench-salt-0123456789abcdefghijklmnopqrstuv';
+  const withEvents: Bench = {
+    name: 'file-v1 redirect + event record',
+    fn: () => {
+      const o = handleRequest(fileCase.set, fileCase.req);
+      const ua = fileCase.req.headers['user-agent'] as string;
+      const domain = o.domain!;
+      const events = completeEvents(o.events, {
+        domain, method: 'GET', path: fileCase.req.rawPath, status: 307, time: new Date(), userAgent: ua, origin: null,
+        visitorIdFor: (pkg) => visitorId(salt, '127.0.0.1', ua, domain, pkg), newId: randomUUID,
+      });
+      return events.map((e) => `${JSON.stringify(e)}\n`).join('').length;
+    },
+  };
+  pairs.push({ name: withEvents.name, subject: withEvents, baseline: urlBaseline });
+  answers.push(`${answers[1].slice(0, 3)} + 1 NDJSON event line`);
+  const requests = [...cases.map((c) => c.req), fileCase.req];
+
+  const results = runPairs(pairs, opts, progress);
   return {
     mixedRules: mixed.rules.length,
     mixedDomains: mixedSet.domains.size,
     pythonRules: py.rules.length,
-    cases: results.map((r, i) => ({ ...r, request: `${cases[i].req.method} ${cases[i].req.headers.host}${cases[i].req.rawPath}${cases[i].req.rawQuery}`, answer: answers[i] })),
+    cases: results.map((r, i) => ({ ...r, request: `${requests[i].method} ${requests[i].headers.host}${requests[i].rawPath}${requests[i].rawQuery}`, answer: answers[i] })),
   };
 }
 

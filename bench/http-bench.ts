@@ -33,6 +33,19 @@ export interface HttpOptions {
   readonly client: 'auto' | 'node';
 }
 
+/** One server (and request headers) under load, measured once per round. */
+export interface HttpSubject {
+  readonly key: 'baseline' | 'gateway' | 'gateway-dnt';
+  readonly label: string;
+  readonly runs: LoadResult[];
+  /** Per round, this subject's req/s / the baseline's req/s (1 for the baseline itself). */
+  readonly ratios: number[];
+  readonly medianRps: number;
+  readonly medianRatio: number;
+  readonly medianP50Ms: number | null;
+  readonly medianP99Ms: number | null;
+}
+
 export interface HttpResults {
   readonly client: string;
   readonly connections: number;
@@ -40,20 +53,10 @@ export interface HttpResults {
   readonly rounds: number;
   readonly request: string;
   readonly manifestRules: number;
-  readonly gateway: LoadResult[];
-  readonly baseline: LoadResult[];
-  /** Per round, gateway req/s / baseline req/s. */
-  readonly ratios: number[];
-  readonly medianGatewayRps: number;
-  readonly medianBaselineRps: number;
-  readonly medianRatio: number;
-  readonly medianGatewayP50Ms: number | null;
-  readonly medianGatewayP99Ms: number | null;
-  readonly medianBaselineP50Ms: number | null;
-  readonly medianBaselineP99Ms: number | null;
-  /** Events the gateway wrote (NDJSON lines) and the requests the client saw answered, warm-up included. */
+  readonly subjects: HttpSubject[];
+  /** Events the gateway wrote (NDJSON lines), and the requests without DNT the client saw answered (warm-up included). */
   readonly eventsWritten: number;
-  readonly gatewayRequestsAnswered: number;
+  readonly gatewayRecordedRequests: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -155,9 +158,10 @@ export function parseWrk(out: string): LoadResult {
   return { requests: Number(total[1]), seconds: toMs(total[2], total[3]) / 1000, rps: Number(rps[1]), p50Ms: pct('50'), p99Ms: pct('99'), errors };
 }
 
-function runWrk(port: number, host: string, target: string, connections: number, seconds: number): Promise<LoadResult> {
+function runWrk(port: number, host: string, target: string, extraHeaders: Record<string, string>, connections: number, seconds: number): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s', '-H', `Host: ${host}`, '-H', 'User-Agent: curl/8.5.0', `http://127.0.0.1:${port}${target}`];
+    const headers = Object.entries({ Host: host, 'User-Agent': 'curl/8.5.0', ...extraHeaders }).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
+    const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s', ...headers, `http://127.0.0.1:${port}${target}`];
     const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     let out = '';
@@ -179,7 +183,7 @@ function runWrk(port: number, host: string, target: string, connections: number,
 }
 
 /** Fallback client: `connections` keep-alive connections, each sending its next request as soon as the previous answer ends. */
-async function runNodeClient(port: number, host: string, target: string, connections: number, seconds: number): Promise<LoadResult> {
+async function runNodeClient(port: number, host: string, target: string, extraHeaders: Record<string, string>, connections: number, seconds: number): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
   const latencies: number[] = [];
   let errors = 0;
@@ -188,7 +192,7 @@ async function runNodeClient(port: number, host: string, target: string, connect
   const one = () =>
     new Promise<void>((resolve) => {
       const t0 = performance.now();
-      const req = http.request({ host: '127.0.0.1', port, path: target, method: 'GET', agent, headers: { host, 'user-agent': 'curl/8.5.0' } }, (res) => {
+      const req = http.request({ host: '127.0.0.1', port, path: target, method: 'GET', agent, headers: { host, 'user-agent': 'curl/8.5.0', ...extraHeaders } }, (res) => {
         res.resume();
         res.once('end', () => {
           if (res.statusCode === 307) latencies.push(performance.now() - t0);
@@ -248,12 +252,13 @@ const medianOrNull = (xs: Array<number | null>): number | null => {
 export async function benchHttp(opts: HttpOptions, progress: (m: string) => void): Promise<HttpResults> {
   const useWrk = opts.client === 'auto' && wrkVersion() !== null;
   const clientName = useWrk ? `wrk ${wrkVersion()} (1 thread)` : 'node keep-alive client (in the bench process)';
-  const load = (port: number, seconds: number) =>
-    useWrk ? runWrk(port, host, target, opts.connections, seconds) : runNodeClient(port, host, target, opts.connections, seconds);
-
   const host = mixedHost.files(997);
   const target = '/rocket/1.2.3/rocket-linux-amd64.tar.gz';
   const location = 'https://github.com/acme/rocket/releases/download/v1.2.3/rocket-linux-amd64.tar.gz';
+  const load = (port: number, extraHeaders: Record<string, string>, seconds: number) =>
+    useWrk
+      ? runWrk(port, host, target, extraHeaders, opts.connections, seconds)
+      : runNodeClient(port, host, target, extraHeaders, opts.connections, seconds);
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'artifact-gateway-bench-'));
   const servers: Server[] = [];
@@ -276,29 +281,33 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
       }
     }
 
-    let gatewayAnswered = 0;
-    progress(`warm-up, ${opts.warmupS} s each`);
-    gatewayAnswered += (await load(gateway.port, opts.warmupS)).requests;
-    await load(baseline.port, opts.warmupS);
+    const subjects: Array<{ key: HttpSubject['key']; label: string; port: number; headers: Record<string, string> }> = [
+      { key: 'baseline', label: 'baseline (plain 307 server)', port: baseline.port, headers: {} },
+      { key: 'gateway', label: 'gateway', port: gateway.port, headers: {} },
+      // Diagnostic: the same gateway and request with DNT: 1, which the gateway serves without
+      // recording an event, so the difference to "gateway" is the cost of the events.
+      { key: 'gateway-dnt', label: 'gateway, DNT: 1 (no event)', port: gateway.port, headers: { DNT: '1' } },
+    ];
+    const runs = subjects.map(() => [] as LoadResult[]);
+    let recorded = 1; // the probe
+    progress(`warm-up, ${opts.warmupS} s per server`);
+    recorded += (await load(gateway.port, {}, opts.warmupS)).requests;
+    await load(baseline.port, {}, opts.warmupS);
 
-    const g: LoadResult[] = [];
-    const b: LoadResult[] = [];
     for (let r = 0; r < opts.rounds; r++) {
       progress(`round ${r + 1}/${opts.rounds}`);
-      // Alternate which server goes first.
-      if (r % 2 === 0) {
-        b.push(await load(baseline.port, opts.durationS));
-        g.push(await load(gateway.port, opts.durationS));
-      } else {
-        g.push(await load(gateway.port, opts.durationS));
-        b.push(await load(baseline.port, opts.durationS));
+      // Rotate the order of the subjects from round to round.
+      for (let k = 0; k < subjects.length; k++) {
+        const i = (k + r) % subjects.length;
+        const res = await load(subjects[i].port, subjects[i].headers, opts.durationS);
+        runs[i].push(res);
+        if (subjects[i].key === 'gateway') recorded += res.requests;
       }
-      gatewayAnswered += g[g.length - 1].requests;
     }
 
     for (const s of servers.splice(0)) await stopServer(s);
     const eventsWritten = countLines(eventsDir);
-    const ratios = g.map((x, i) => x.rps / b[i].rps);
+    const base = runs[0];
     return {
       client: clientName,
       connections: opts.connections,
@@ -306,18 +315,21 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
       rounds: opts.rounds,
       request: `GET http://${host}${target}`,
       manifestRules: doc.rules.length,
-      gateway: g,
-      baseline: b,
-      ratios,
-      medianGatewayRps: median(g.map((x) => x.rps)),
-      medianBaselineRps: median(b.map((x) => x.rps)),
-      medianRatio: median(ratios),
-      medianGatewayP50Ms: medianOrNull(g.map((x) => x.p50Ms)),
-      medianGatewayP99Ms: medianOrNull(g.map((x) => x.p99Ms)),
-      medianBaselineP50Ms: medianOrNull(b.map((x) => x.p50Ms)),
-      medianBaselineP99Ms: medianOrNull(b.map((x) => x.p99Ms)),
+      subjects: subjects.map((s, i) => {
+        const ratios = runs[i].map((x, round) => x.rps / base[round].rps);
+        return {
+          key: s.key,
+          label: s.label,
+          runs: runs[i],
+          ratios,
+          medianRps: median(runs[i].map((x) => x.rps)),
+          medianRatio: median(ratios),
+          medianP50Ms: medianOrNull(runs[i].map((x) => x.p50Ms)),
+          medianP99Ms: medianOrNull(runs[i].map((x) => x.p99Ms)),
+        };
+      }),
       eventsWritten,
-      gatewayRequestsAnswered: gatewayAnswered + 1,
+      gatewayRecordedRequests: recorded,
     };
   } finally {
     for (const s of servers) await stopServer(s);

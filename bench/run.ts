@@ -94,7 +94,7 @@ function engineTable(r: EngineResults): string {
   return table(
     `1. Engine cost per request (in-process handleRequest; baseline: new URL("${BASELINE_URL}"))\n` +
       `   mixed manifest: ${int(r.mixedRules)} rules on ${int(r.mixedDomains)} domains; python manifest: ${int(r.pythonRules)} rules`,
-    ['request', 'engine', 'new URL', 'engine/URL', 'IQR of ratio', 'answer'],
+    ['request', 'engine', 'new URL', 'engine/URL', 'IQR', 'answer'],
     r.cases.map((c) => [c.name, ns(c.medianSubjectNs), ns(c.medianBaselineNs), ratio(c.medianRatio), spread(c), c.answer.length > 60 ? `${c.answer.slice(0, 57)}...` : c.answer]),
   );
 }
@@ -120,32 +120,39 @@ function scalingTable(r: ScalingResults): string {
 function compileTable(rows: CompileRow[]): string {
   return table(
     '2b. Compile time (baseline: JSON.parse of the same manifest text)',
-    ['manifest', 'rules', 'JSON.parse', 'compileRules', 'compile/parse', 'validate+compile', 'load/parse'],
+    ['manifest', 'rules', 'JSON.parse', 'compileRules', 'compile/parse', 'IQR', 'validate+compile', 'load/parse', 'IQR'],
     rows.map((x) => [
       x.manifest,
       int(x.rules),
       ns(x.compile.medianBaselineNs),
       ns(x.compile.medianSubjectNs),
       ratio(x.compile.medianRatio),
+      spread(x.compile),
       ns(x.load.medianSubjectNs),
       ratio(x.load.medianRatio),
+      spread(x.load),
     ]),
     '   validate+compile = parseManifest(text) (JSON.parse + schema checks) + compileRules: loading a manifest file.',
   );
 }
 
 function httpTable(r: HttpResults): string {
-  const rows = r.gateway.map((g, i) => {
-    const b = r.baseline[i];
-    return [`round ${i + 1}`, int(g.rps), int(b.rps), ratio(r.ratios[i]), ms(g.p50Ms), ms(g.p99Ms), ms(b.p50Ms), ms(b.p99Ms), String(g.errors + b.errors)];
-  });
-  rows.push(['median', int(r.medianGatewayRps), int(r.medianBaselineRps), ratio(r.medianRatio), ms(r.medianGatewayP50Ms), ms(r.medianGatewayP99Ms), ms(r.medianBaselineP50Ms), ms(r.medianBaselineP99Ms), '']);
+  const rows: string[][] = [];
+  for (const x of r.subjects) {
+    x.runs.forEach((run, i) => {
+      rows.push([`${x.label}, round ${i + 1}`, int(run.rps), x.key === 'baseline' ? '' : ratio(x.ratios[i]), ms(run.p50Ms), ms(run.p99Ms), String(run.errors)]);
+    });
+  }
+  for (const x of r.subjects) {
+    rows.push([`median: ${x.label}`, int(x.medianRps), x.key === 'baseline' ? '1' : ratio(x.medianRatio), ms(x.medianP50Ms), ms(x.medianP99Ms), '']);
+  }
   return table(
     `3. End to end over HTTP: ${r.request} (file-v1 307, manifest of ${int(r.manifestRules)} rules)\n` +
       `   baseline: plain http.createServer answering the same 307; client: ${r.client}, ${r.connections} connections, ${r.durationS} s per run`,
-    ['', 'gateway req/s', 'baseline req/s', 'gateway/baseline', 'gw p50', 'gw p99', 'base p50', 'base p99', 'errors'],
+    ['', 'req/s', 'vs baseline', 'p50', 'p99', 'errors'],
     rows,
-    `   events written by the gateway: ${int(r.eventsWritten)} for ${int(r.gatewayRequestsAnswered)} answered requests (warm-up included)`,
+    `   "DNT: 1": the same gateway and request, served without recording an event (diagnostic: the cost of events).\n` +
+      `   events written by the gateway: ${int(r.eventsWritten)} for ${int(r.gatewayRecordedRequests)} answered requests without DNT (warm-up included)`,
   );
 }
 
@@ -163,7 +170,7 @@ async function main(): Promise<number> {
   const compile: SuiteOptions = args.quick ? { rounds: 3, batchMs: 20, warmupMs: 20 } : { rounds: 9, batchMs: 100, warmupMs: 300 };
   const http: HttpOptions = args.quick
     ? { rounds: 2, durationS: 2, warmupS: 1, connections: args.connections, client: args.client }
-    : { rounds: 3, durationS: 5, warmupS: 2, connections: args.connections, client: args.client };
+    : { rounds: 8, durationS: 2, warmupS: 2, connections: args.connections, client: args.client };
 
   const wrk = wrkVersion();
   const meta = {

@@ -114,6 +114,12 @@ describe('docker-v1 and docker-v2', () => {
     }
   });
 
+  test('dot segments never reach the upstream (they could walk to another repository)', () => {
+    for (const p of ['/v2/acme/api/manifests/../../../other/secret/manifests/latest', '/v2/acme/api/manifests/%2e%2e/x', '/v2/./acme/api/manifests/1']) {
+      expect({ p, s: status(handle(set, 'cr.test', p, { headers: DOCKER })) }).toEqual({ p, s: 404 });
+    }
+  });
+
   test('image names are matched on decoded segments, case-sensitively', () => {
     expect(status(handle(set, 'cr.test', '/v2/library/hello%2Dworld/manifests/latest', { headers: DOCKER }))).toBe(307);
     expect(status(handle(set, 'cr.test', '/v2/Library/hello-world/manifests/latest', { headers: DOCKER }))).toBe(404);
