@@ -24,6 +24,13 @@ export interface LoadResult {
   readonly errors: number;
 }
 
+/** A load run plus the CPU time the server process used during it (all its threads, user + system). */
+export interface RunResult extends LoadResult {
+  readonly serverCpuMs: number | null;
+  /** Server CPU time per answered request: insensitive to other jobs taking turns on the CPUs. */
+  readonly cpuUsPerRequest: number | null;
+}
+
 export interface HttpOptions {
   readonly rounds: number;
   readonly durationS: number;
@@ -37,13 +44,17 @@ export interface HttpOptions {
 export interface HttpSubject {
   readonly key: 'baseline' | 'gateway' | 'gateway-dnt';
   readonly label: string;
-  readonly runs: LoadResult[];
+  readonly runs: RunResult[];
   /** Per round, this subject's req/s / the baseline's req/s (1 for the baseline itself). */
   readonly ratios: number[];
   readonly medianRps: number;
   readonly medianRatio: number;
   readonly medianP50Ms: number | null;
   readonly medianP99Ms: number | null;
+  readonly medianCpuUsPerRequest: number | null;
+  /** Per round, this subject's CPU per request / the baseline's (1 for the baseline itself). */
+  readonly cpuRatios: Array<number | null>;
+  readonly medianCpuRatio: number | null;
 }
 
 export interface HttpResults {
@@ -64,10 +75,15 @@ export interface HttpResults {
 // ---------------------------------------------------------------------------------------------
 
 const children = new Set<ChildProcess>();
+let tempDir: string | null = null;
 
-/** Last resort on an unexpected exit of the bench: never leave a server behind. */
+/** Last resort on an unexpected exit of the bench (Ctrl-C, crash): never leave a server or temp files behind. */
 export function killChildren(): void {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  if (tempDir !== null) {
+    fs.rmSync(tempDir, { recursive: true, force: true });
+    tempDir = null;
+  }
 }
 
 interface Server {
@@ -217,6 +233,33 @@ async function runNodeClient(port: number, host: string, target: string, extraHe
   return { requests: latencies.length, seconds: elapsed, rps: latencies.length / elapsed, p50Ms: at(0.5), p99Ms: at(0.99), errors };
 }
 
+let clockTicks: number | null | undefined;
+
+/** Clock ticks per second of /proc/<pid>/stat times. */
+function ticksPerSecond(): number | null {
+  if (clockTicks === undefined) {
+    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+    const n = Number(r.stdout?.trim());
+    clockTicks = !r.error && Number.isInteger(n) && n > 0 ? n : 100;
+  }
+  return clockTicks;
+}
+
+/** User + system CPU time of a process (all threads) in ms, from /proc (Linux); null elsewhere. */
+function processCpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    const hz = ticksPerSecond();
+    return Number.isFinite(ticks) && hz ? (ticks * 1000) / hz : null;
+  } catch {
+    return null;
+  }
+}
+
 function countLines(dir: string): number {
   let n = 0;
   if (!fs.existsSync(dir)) return 0;
@@ -261,6 +304,7 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
       : runNodeClient(port, host, target, extraHeaders, opts.connections, seconds);
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'artifact-gateway-bench-'));
+  tempDir = tmp;
   const servers: Server[] = [];
   try {
     const doc = mixedManifest(1000);
@@ -288,7 +332,15 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
       // recording an event, so the difference to "gateway" is the cost of the events.
       { key: 'gateway-dnt', label: 'gateway, DNT: 1 (no event)', port: gateway.port, headers: { DNT: '1' } },
     ];
-    const runs = subjects.map(() => [] as LoadResult[]);
+    const runs = subjects.map(() => [] as RunResult[]);
+    const measure = async (port: number, headers: Record<string, string>, seconds: number): Promise<RunResult> => {
+      const pid = (port === gateway.port ? gateway : baseline).child.pid;
+      const before = processCpuMs(pid);
+      const res = await load(port, headers, seconds);
+      const after = processCpuMs(pid);
+      const cpu = before !== null && after !== null ? after - before : null;
+      return { ...res, serverCpuMs: cpu, cpuUsPerRequest: cpu !== null && res.requests > 0 ? (cpu * 1000) / res.requests : null };
+    };
     let recorded = 1; // the probe
     progress(`warm-up, ${opts.warmupS} s per server`);
     recorded += (await load(gateway.port, {}, opts.warmupS)).requests;
@@ -299,7 +351,7 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
       // Rotate the order of the subjects from round to round.
       for (let k = 0; k < subjects.length; k++) {
         const i = (k + r) % subjects.length;
-        const res = await load(subjects[i].port, subjects[i].headers, opts.durationS);
+        const res = await measure(subjects[i].port, subjects[i].headers, opts.durationS);
         runs[i].push(res);
         if (subjects[i].key === 'gateway') recorded += res.requests;
       }
@@ -317,6 +369,10 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
       manifestRules: doc.rules.length,
       subjects: subjects.map((s, i) => {
         const ratios = runs[i].map((x, round) => x.rps / base[round].rps);
+        const cpuRatios = runs[i].map((x, round) => {
+          const b = base[round].cpuUsPerRequest;
+          return x.cpuUsPerRequest !== null && b ? x.cpuUsPerRequest / b : null;
+        });
         return {
           key: s.key,
           label: s.label,
@@ -326,6 +382,9 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
           medianRatio: median(ratios),
           medianP50Ms: medianOrNull(runs[i].map((x) => x.p50Ms)),
           medianP99Ms: medianOrNull(runs[i].map((x) => x.p99Ms)),
+          medianCpuUsPerRequest: medianOrNull(runs[i].map((x) => x.cpuUsPerRequest)),
+          cpuRatios,
+          medianCpuRatio: medianOrNull(cpuRatios),
         };
       }),
       eventsWritten,
@@ -334,5 +393,6 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
   } finally {
     for (const s of servers) await stopServer(s);
     fs.rmSync(tmp, { recursive: true, force: true });
+    tempDir = null;
   }
 }

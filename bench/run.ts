@@ -2,7 +2,7 @@
  * `npm run bench`: performance of the rule engine and of the local gateway, each figure a ratio
  * against a baseline measured in the same run, interleaved. See docs/BENCHMARKS.md.
  *
- *   npm run bench                      full run (about 1-2 minutes)
+ *   npm run bench                      full run (about 100 s)
  *   npm run bench -- --quick           fewer, shorter rounds (under 30 s)
  *   npm run bench -- --json out.json   also write the raw results
  *   npm run bench -- --only engine,scaling,compile,http
@@ -137,21 +137,25 @@ function compileTable(rows: CompileRow[]): string {
 }
 
 function httpTable(r: HttpResults): string {
+  const us = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)} us`);
   const rows: string[][] = [];
   for (const x of r.subjects) {
+    const isBase = x.key === 'baseline';
     x.runs.forEach((run, i) => {
-      rows.push([`${x.label}, round ${i + 1}`, int(run.rps), x.key === 'baseline' ? '' : ratio(x.ratios[i]), ms(run.p50Ms), ms(run.p99Ms), String(run.errors)]);
+      rows.push([`${x.label}, round ${i + 1}`, int(run.rps), isBase ? '' : ratio(x.ratios[i]), us(run.cpuUsPerRequest), isBase ? '' : ratio(x.cpuRatios[i]), ms(run.p50Ms), ms(run.p99Ms), String(run.errors)]);
     });
   }
   for (const x of r.subjects) {
-    rows.push([`median: ${x.label}`, int(x.medianRps), x.key === 'baseline' ? '1' : ratio(x.medianRatio), ms(x.medianP50Ms), ms(x.medianP99Ms), '']);
+    const isBase = x.key === 'baseline';
+    rows.push([`median: ${x.label}`, int(x.medianRps), isBase ? '1' : ratio(x.medianRatio), us(x.medianCpuUsPerRequest), isBase ? '1' : ratio(x.medianCpuRatio), ms(x.medianP50Ms), ms(x.medianP99Ms), '']);
   }
   return table(
     `3. End to end over HTTP: ${r.request} (file-v1 307, manifest of ${int(r.manifestRules)} rules)\n` +
       `   baseline: plain http.createServer answering the same 307; client: ${r.client}, ${r.connections} connections, ${r.durationS} s per run`,
-    ['', 'req/s', 'vs baseline', 'p50', 'p99', 'errors'],
+    ['', 'req/s', 'vs baseline', 'server CPU/req', 'vs baseline', 'p50', 'p99', 'errors'],
     rows,
-    `   "DNT: 1": the same gateway and request, served without recording an event (diagnostic: the cost of events).\n` +
+    '   server CPU/req: user+system CPU time of the server process (all threads) during the run / answered requests.\n' +
+      '   "DNT: 1": the same gateway and request, served without recording an event (diagnostic: the cost of events).\n' +
       `   events written by the gateway: ${int(r.eventsWritten)} for ${int(r.gatewayRecordedRequests)} answered requests without DNT (warm-up included)`,
   );
 }
@@ -166,10 +170,10 @@ async function main(): Promise<number> {
     process.stderr.write(`bench: ${(e as Error).message}\n`);
     return 2;
   }
-  const micro: SuiteOptions = args.quick ? { rounds: 7, batchMs: 5, warmupMs: 50 } : { rounds: 21, batchMs: 20, warmupMs: 200 };
+  const micro: SuiteOptions = args.quick ? { rounds: 5, batchMs: 5, warmupMs: 50 } : { rounds: 21, batchMs: 20, warmupMs: 200 };
   const compile: SuiteOptions = args.quick ? { rounds: 3, batchMs: 20, warmupMs: 20 } : { rounds: 9, batchMs: 100, warmupMs: 300 };
   const http: HttpOptions = args.quick
-    ? { rounds: 2, durationS: 2, warmupS: 1, connections: args.connections, client: args.client }
+    ? { rounds: 3, durationS: 1, warmupS: 1, connections: args.connections, client: args.client }
     : { rounds: 8, durationS: 2, warmupS: 2, connections: args.connections, client: args.client };
 
   const wrk = wrkVersion();
@@ -221,7 +225,7 @@ async function main(): Promise<number> {
   const total = (performance.now() - started) / 1000;
   (meta as Record<string, unknown>).seconds = total;
   (meta as Record<string, unknown>).loadavgAtEnd = os.loadavg();
-  process.stdout.write(`\ndone in ${total.toFixed(0)} s\n`);
+  process.stdout.write(`\ndone in ${total.toFixed(0)} s; load average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
   if (args.json) {
     const file = path.resolve(args.json);
     fs.mkdirSync(path.dirname(file), { recursive: true });

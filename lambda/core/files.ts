@@ -13,6 +13,8 @@ import type { EventDraft } from './events';
 interface FileV1Compiled {
   readonly type: 'file-v1';
   readonly precedence: number;
+  /** Raw literal text every matching path starts with: a cheap test before the template matcher runs. */
+  readonly pathPrefix: string;
   readonly incoming: UriTemplate;
   readonly outgoing: UriTemplate | null;
   readonly packageId: string;
@@ -48,8 +50,8 @@ function compareKeys(a: string[], b: string[]): number {
   return a.length - b.length;
 }
 
-/** The raw first path segment every match must start with, or null when the template does not fix it. */
-function literalFirstSegment(t: UriTemplate): string | null {
+/** The template's literal text before its first expression (path part only), encoded as requests carry it. */
+function literalPathPrefix(t: UriTemplate): { prefix: string; complete: boolean } {
   let prefix = '';
   let complete = true;
   for (const part of t.parts) {
@@ -59,11 +61,17 @@ function literalFirstSegment(t: UriTemplate): string | null {
     }
     prefix += part.text;
   }
-  const pathPart = complete ? prefix.split('?')[0] : prefix;
+  const q = prefix.indexOf('?');
+  return { prefix: encodeUnsafe(q < 0 ? prefix : prefix.slice(0, q)), complete: complete || q >= 0 };
+}
+
+/** The raw first path segment every match must start with, or null when the template does not fix it. */
+function literalFirstSegment(t: UriTemplate): string | null {
+  const { prefix: pathPart, complete } = literalPathPrefix(t);
   if (!pathPart.startsWith('/')) return null;
   const slash = pathPart.indexOf('/', 1);
   if (slash < 0 && !complete) return null;
-  return encodeUnsafe(pathPart.slice(1, slash < 0 ? undefined : slash));
+  return pathPart.slice(1, slash < 0 ? undefined : slash);
 }
 
 function regexFirstSegment(): null {
@@ -83,13 +91,17 @@ export function compileFiles(v1: FileV1Rule[], v2: FileV2Rule[]): FileIndex | nu
   const anySegment: FileCompiled[] = [];
   const add = (c: FileCompiled, segment: string | null) => {
     if (segment === null) anySegment.push(c);
-    else byFirstSegment.set(segment, [...(byFirstSegment.get(segment) ?? []), c]);
+    else {
+      const list = byFirstSegment.get(segment);
+      if (list) list.push(c);
+      else byFirstSegment.set(segment, [c]);
+    }
   };
   let precedence = 0;
   for (const { r } of v1Sorted) {
     const incoming = parseTemplate(r['incoming-path']);
     const outgoing = r['outgoing-url'] == null ? null : parseTemplate(r['outgoing-url']);
-    add({ type: 'file-v1', precedence: precedence++, incoming, outgoing, packageId: r['package-id'] }, literalFirstSegment(incoming));
+    add({ type: 'file-v1', precedence: precedence++, pathPrefix: literalPathPrefix(incoming).prefix, incoming, outgoing, packageId: r['package-id'] }, literalFirstSegment(incoming));
   }
   for (const { r } of v2Sorted) {
     const incoming = compileFileRegex(r['incoming-path']);
@@ -142,6 +154,7 @@ function fileOutcome(req: GatewayRequest, kind: 'file' | 'catch-all', packageId:
 }
 
 function tryFileV1(rule: FileV1Compiled, req: GatewayRequest): FileResult | 'read-body' | null {
+  if (!req.rawPath.startsWith(rule.pathPrefix)) return null;
   let vars = matchTemplate(rule.incoming, req.rawPath, req.rawQuery);
   if (vars !== null && vars.size === 0) vars = null;
   let location: string | null = null;
