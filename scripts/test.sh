@@ -23,4 +23,10 @@ fi
 echo "test: type-check"
 npx tsc -p tsconfig.json --noEmit
 echo "test: unit and end-to-end tests"
-npx jest --ci "$@"
+results="$(mktemp --suffix=.json)"
+trap 'rm -f "$results"' EXIT
+status=0
+npx jest --ci --json --outputFile="$results" "$@" || status=$?
+# One plain closing line for CI logs.
+node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)' "$results" || true
+exit "$status"
