@@ -5,6 +5,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { pipeline } from 'node:stream/promises';
+import type { Decision } from '../core/request';
+import type { RegistryHttpResponse } from '../core/registry-auth';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) and headers that must not travel upstream. */
 const DROP_REQUEST = new Set([
@@ -28,11 +30,7 @@ export interface ProxyOptions {
 
 export const DEFAULT_PROXY_OPTIONS: Omit<ProxyOptions, 'upstreams'> = { headersTimeoutMs: 30_000, idleTimeoutMs: 60_000, maxHops: 10 };
 
-export interface ProxyTarget {
-  readonly url: string;
-  readonly followRedirectsTo: readonly string[];
-  readonly errorStyle: 'oci' | 'json';
-}
+export type ProxyTarget = Pick<Extract<Decision, { type: 'proxy' }>, 'url' | 'followRedirectsTo' | 'errorStyle' | 'rewrite' | 'authorization' | 'challenge'>;
 
 export interface ProxyResult {
   /** Status sent to the client. */
@@ -53,21 +51,85 @@ export function resolveUpstream(publicUrl: URL, upstreams: ReadonlyMap<string, s
   return new URL(`${base.replace(/\/+$/, '')}${publicUrl.pathname}${publicUrl.search}`);
 }
 
-function forwardHeaders(rawHeaders: readonly string[], target: URL, keepAuthorization: boolean): Record<string, string | string[]> {
-  const connectionTokens = new Set<string>();
+/** Names listed in `Connection` are hop-by-hop too (RFC 9110 7.6.1). */
+function connectionTokens(rawHeaders: readonly string[]): Set<string> {
+  const tokens = new Set<string>();
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i].toLowerCase() === 'connection') rawHeaders[i + 1].split(',').forEach((t) => connectionTokens.add(t.trim().toLowerCase()));
+    if (rawHeaders[i].toLowerCase() === 'connection') rawHeaders[i + 1].split(',').forEach((t) => tokens.add(t.trim().toLowerCase()));
   }
+  return tokens;
+}
+
+/**
+ * Request headers for the upstream. `authorization`: the value to send instead of the client's
+ * (null: none; undefined: the client's, if any), and only where `keepAuthorization` allows.
+ */
+function forwardHeaders(rawHeaders: readonly string[], target: URL, keepAuthorization: boolean, authorization?: string | null): Record<string, string | string[]> {
+  const hopByHop = connectionTokens(rawHeaders);
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i].toLowerCase();
-    if (DROP_REQUEST.has(name) || connectionTokens.has(name)) continue;
-    if (name === 'authorization' && !keepAuthorization) continue;
+    if (DROP_REQUEST.has(name) || hopByHop.has(name)) continue;
+    if (name === 'authorization' && (!keepAuthorization || authorization !== undefined)) continue;
     // Repeated headers (several Accept lines) reach the upstream in order.
     const prev = out[name];
     out[name] = prev === undefined ? rawHeaders[i + 1] : [...(Array.isArray(prev) ? prev : [prev]), rawHeaders[i + 1]];
   }
+  if (keepAuthorization && authorization) out.authorization = authorization;
   out.host = target.host;
+  return out;
+}
+
+/**
+ * A URL the upstream handed out (`Location`, a `Link` target), resolved against the URL that
+ * answered: under the repository's upstream prefix it becomes a gateway path under the public
+ * name (so an upload or the next page comes back through the gateway); otherwise it stays
+ * absolute, untouched (a signed CDN URL).
+ */
+function clientUrl(value: string, answeredBy: URL, rewrite: UrlRewrite | null): string | null {
+  let u: URL;
+  try {
+    u = new URL(value, answeredBy);
+  } catch {
+    return null;
+  }
+  const prefix = rewrite?.upstreamPrefixes.find((p) => u.href.startsWith(p));
+  return prefix !== undefined ? rewrite!.publicPrefix + u.href.slice(prefix.length) : u.href;
+}
+
+/** The repository's URL prefixes at the upstream (as the rule names it, and as contacted via `--upstream`) and its public path. */
+interface UrlRewrite {
+  readonly upstreamPrefixes: readonly string[];
+  readonly publicPrefix: string;
+}
+
+/**
+ * Response headers for the client, from the upstream's raw headers: names, order and repeated
+ * headers (several `WWW-Authenticate` challenges) as the upstream sent them, minus hop-by-hop ones.
+ */
+function responseHeaders(upstreamRes: http.IncomingMessage, answeredBy: URL, target: ProxyTarget, rewrite: UrlRewrite | null): string[] {
+  const raw = upstreamRes.rawHeaders;
+  const hopByHop = connectionTokens(raw);
+  const replaceChallenge = upstreamRes.statusCode === 401 && target.challenge !== undefined;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    let value = raw[i + 1];
+    if (DROP_RESPONSE.has(name) || hopByHop.has(name)) continue;
+    if (name === 'www-authenticate' && replaceChallenge) continue;
+    if (name === 'location') {
+      const v = clientUrl(value, answeredBy, rewrite);
+      if (v === null) continue;
+      value = v;
+    } else if (name === 'link' && rewrite) {
+      value = value.replace(/<([^>]*)>/g, (all, ref: string) => {
+        const v = clientUrl(ref, answeredBy, rewrite);
+        return v !== null && v.startsWith(rewrite.publicPrefix) ? `<${v}>` : all;
+      });
+    }
+    out.push(raw[i], value);
+  }
+  if (replaceChallenge) out.push('WWW-Authenticate', target.challenge!);
   return out;
 }
 
@@ -125,7 +187,7 @@ export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: h
   for (let hop = 0; ; hop++) {
     contacted = resolveUpstream(publicUrl, opts.upstreams);
     // Credentials go only to the configured upstream host, never to a third host or a CDN.
-    const headers = forwardHeaders(clientReq.rawHeaders, contacted, publicUrl.host.toLowerCase() === originHost);
+    const headers = forwardHeaders(clientReq.rawHeaders, contacted, publicUrl.host.toLowerCase() === originHost, target.authorization);
     try {
       upstreamRes = await exchange(contacted, method, headers, hasBody && hop === 0 ? clientReq : null, opts);
     } catch (e) {
@@ -150,20 +212,14 @@ export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: h
     publicUrl = next;
   }
   const status = upstreamRes.statusCode ?? 502;
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(upstreamRes.headers)) {
-    if (value === undefined || DROP_RESPONSE.has(name)) continue;
-    out[name] = value;
-  }
-  if (typeof out.location === 'string') {
-    try {
-      // A relative Location is resolved against the URL that answered it.
-      out.location = new URL(out.location, contacted).toString();
-    } catch {
-      delete out.location;
-    }
-  }
-  clientRes.writeHead(status, upstreamRes.statusMessage, out);
+  const rewrite: UrlRewrite | null = target.rewrite
+    ? {
+        upstreamPrefixes: [new URL(target.rewrite.upstreamPrefix).href, resolveUpstream(new URL(target.rewrite.upstreamPrefix), opts.upstreams).href],
+        publicPrefix: target.rewrite.publicPrefix,
+      }
+    : null;
+  // A relative Location is resolved against the URL that answered it.
+  clientRes.writeHead(status, upstreamRes.statusMessage, responseHeaders(upstreamRes, contacted, target, rewrite));
   if (head || status === 204 || status === 304) {
     upstreamRes.resume();
     clientRes.end();
@@ -176,4 +232,27 @@ export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: h
     clientRes.destroy();
   }
   return { status };
+}
+
+/** Largest upstream answer `fetchUpstream` reads (registry pings and token JSON are small). */
+const FETCH_LIMIT = 1024 * 1024;
+
+/**
+ * A small GET to an upstream registry or its token service (the gateway's token endpoint), with
+ * the `--upstream` override applied; no redirects followed. Rejects when unreachable or too large.
+ */
+export async function fetchUpstream(url: string, headers: Readonly<Record<string, string>>, opts: ProxyOptions): Promise<RegistryHttpResponse> {
+  const contacted = resolveUpstream(new URL(url), opts.upstreams);
+  const res = await exchange(contacted, 'GET', { ...headers, host: contacted.host }, null, opts);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of res as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > FETCH_LIMIT) {
+      res.destroy();
+      throw new Error(`answer from ${contacted.host} is larger than ${FETCH_LIMIT} bytes`);
+    }
+    chunks.push(c);
+  }
+  return { status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') };
 }
