@@ -179,7 +179,9 @@ export async function startRegistry(dir: string, opts: { token?: TokenServer } =
       log: () => log,
       close: async () => {
         if (!exited) proc.kill('SIGTERM');
-        await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))]);
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([gone, new Promise((r) => (timer = setTimeout(r, 5_000)))]);
+        clearTimeout(timer);
         if (!exited) {
           proc.kill('SIGKILL');
           await gone;
@@ -216,8 +218,8 @@ export interface ContainersEnv {
 
 /**
  * Environment for buildah, podman and skopeo with storage (vfs, which works as root without
- * overlay support), registries.conf (the given hosts are insecure: plain http) and the auth file
- * all under `dir`.
+ * overlay support), registries.conf (the given hosts are insecure: plain http), containers.conf
+ * and the auth file all under `dir`.
  */
 export function containersEnv(dir: string, insecureHosts: string[]): ContainersEnv {
   fs.mkdirSync(dir, { recursive: true });
@@ -225,8 +227,12 @@ export function containersEnv(dir: string, insecureHosts: string[]): ContainersE
   fs.writeFileSync(storage, `[storage]\ndriver = "vfs"\ngraphroot = "${path.join(dir, 'graph')}"\nrunroot = "${path.join(dir, 'run')}"\n`);
   const registries = path.join(dir, 'registries.conf');
   fs.writeFileSync(registries, `unqualified-search-registries = []\n${insecureHosts.map((h) => `\n[[registry]]\nlocation = "${h}"\ninsecure = true\n`).join('')}`);
+  // podman's own state (locks, events) too, so parallel runs on one machine never share it.
+  const containersConf = path.join(dir, 'containers.conf');
+  fs.writeFileSync(containersConf, `[engine]\ntmp_dir = "${path.join(dir, 'libpod-tmp')}"\nevents_logger = "none"\n`);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
+    CONTAINERS_CONF: containersConf,
     CONTAINERS_STORAGE_CONF: storage,
     CONTAINERS_REGISTRIES_CONF: registries,
     REGISTRY_AUTH_FILE: path.join(dir, 'auth.json'),
@@ -239,49 +245,27 @@ export function containersEnv(dir: string, insecureHosts: string[]): ContainersE
   return { env, dir };
 }
 
-export interface PushedImage {
-  /** `name:tag` at the registry it was pushed to. */
-  readonly name: string;
-  readonly tag: string;
-  /** Manifest bytes and digest exactly as the registry stores them. */
+/** An image in a `dir:` layout (what `skopeo copy ... dir:` writes), with its digests. */
+export interface ImageDir {
+  readonly dir: string;
+  /** Manifest bytes exactly as pushed and pulled, and their digest. */
   readonly manifest: Buffer;
   readonly manifestDigest: string;
   readonly mediaType: string;
   readonly configDigest: string;
+  /** Compressed layer digests, as the manifest lists them. */
   readonly layerDigests: string[];
-  /** The uncompressed layer digests (config rootfs.diff_ids). */
+  /** Uncompressed layer digests (config rootfs.diff_ids), as podman reports them. */
   readonly diffIds: string[];
 }
 
-/**
- * Builds an image offline with buildah (from scratch, one file per layer, commit in `format`) and
- * pushes it straight to `registry` (never through the gateway): the test's setup.
- */
-export async function buildAndPush(ctx: ContainersEnv, registry: Registry, image: { name: string; tag: string; files: Record<string, string>; format: 'oci' | 'docker'; creds?: string }): Promise<PushedImage> {
-  const src = fs.mkdtempSync(path.join(ctx.dir, 'src-'));
-  const container = (await run('buildah', ['from', '--quiet', 'scratch'], ctx.env)).stdout.trim();
-  try {
-    for (const [name, content] of Object.entries(image.files)) {
-      const file = path.join(src, name);
-      fs.writeFileSync(file, content);
-      await run('buildah', ['copy', '--quiet', container, file, `/${name}`], ctx.env);
-    }
-    const local = `localhost/e2e-${randomUUID()}:latest`;
-    await run('buildah', ['commit', '--quiet', '--format', image.format, container, local], ctx.env);
-    const dest = `docker://${registry.host}/${image.name}:${image.tag}`;
-    const creds = image.creds ? ['--dest-creds', image.creds] : [];
-    await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', ...creds, `containers-storage:${local}`, dest], ctx.env);
-    await run('buildah', ['rmi', local], ctx.env);
-  } finally {
-    await run('buildah', ['rm', container], ctx.env).catch(() => undefined);
-  }
-  const rawManifest = (await run('skopeo', ['inspect', '--raw', '--tls-verify=false', ...(image.creds ? ['--creds', image.creds] : []), `docker://${registry.host}/${image.name}:${image.tag}`], ctx.env)).stdout;
-  const manifest = Buffer.from(rawManifest, 'utf8');
-  const parsed = JSON.parse(rawManifest) as { mediaType?: string; config: { digest: string }; layers: Array<{ digest: string }> };
-  const config = JSON.parse((await run('skopeo', ['inspect', '--config', '--raw', '--tls-verify=false', ...(image.creds ? ['--creds', image.creds] : []), `docker://${registry.host}/${image.name}:${image.tag}`], ctx.env)).stdout) as { rootfs: { diff_ids: string[] } };
+/** Reads an image from a `dir:` layout. */
+export function readImageDir(dir: string): ImageDir {
+  const manifest = fs.readFileSync(path.join(dir, 'manifest.json'));
+  const parsed = JSON.parse(manifest.toString('utf8')) as { mediaType?: string; config: { digest: string }; layers: Array<{ digest: string }> };
+  const config = JSON.parse(fs.readFileSync(path.join(dir, parsed.config.digest.slice('sha256:'.length)), 'utf8')) as { rootfs: { diff_ids: string[] } };
   return {
-    name: image.name,
-    tag: image.tag,
+    dir,
     manifest,
     manifestDigest: sha256(manifest),
     mediaType: parsed.mediaType ?? '',
@@ -291,11 +275,43 @@ export async function buildAndPush(ctx: ContainersEnv, registry: Registry, image
   };
 }
 
+let imageSeq = 0;
+
+/**
+ * Builds an image offline with buildah (from scratch, one layer per file, committed in `format`)
+ * and writes it to a `dir:` layout under the context's dir, with compressed layers as a push
+ * sends them.
+ */
+export async function buildImage(ctx: ContainersEnv, files: Record<string, string>, format: 'oci' | 'docker'): Promise<ImageDir> {
+  const id = `${process.pid}-${imageSeq++}`;
+  const src = fs.mkdtempSync(path.join(ctx.dir, 'src-'));
+  const container = (await run('buildah', ['from', '--quiet', 'scratch'], ctx.env)).stdout.trim();
+  const local = `localhost/e2e-${id}:latest`;
+  try {
+    for (const [name, content] of Object.entries(files)) {
+      fs.writeFileSync(path.join(src, name), content);
+      await run('buildah', ['copy', '--quiet', container, path.join(src, name), `/${name}`], ctx.env);
+    }
+    await run('buildah', ['commit', '--quiet', '--format', format, container, local], ctx.env);
+  } finally {
+    await run('buildah', ['rm', container], ctx.env).catch(() => undefined);
+  }
+  const dir = path.join(ctx.dir, `image-${id}`);
+  await run('skopeo', ['copy', '--quiet', '--dest-compress', `containers-storage:${local}`, `dir:${dir}`], ctx.env);
+  await run('buildah', ['rmi', local], ctx.env);
+  return readImageDir(dir);
+}
+
+/** `skopeo copy dir:IMAGE docker://REF` (plain http), optionally with credentials (`user:password`). */
+export async function pushImage(ctx: ContainersEnv, image: ImageDir, ref: string, creds?: string): Promise<void> {
+  await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', ...(creds ? ['--dest-creds', creds] : []), `dir:${image.dir}`, `docker://${ref}`], ctx.env);
+}
+
 /**
  * Checks a `skopeo copy ... dir:DIR` result against what was pushed: the manifest bytes are the
  * pushed ones, and every blob file hashes to its name and is one the manifest lists.
  */
-export function verifyDirCopy(dir: string, pushed: PushedImage): void {
+export function verifyDirCopy(dir: string, pushed: ImageDir): void {
   const manifest = fs.readFileSync(path.join(dir, 'manifest.json'));
   if (sha256(manifest) !== pushed.manifestDigest) throw new Error(`pulled manifest ${sha256(manifest)} is not the pushed ${pushed.manifestDigest}`);
   const blobs = fs.readdirSync(dir).filter((f) => /^[0-9a-f]{64}$/.test(f));
