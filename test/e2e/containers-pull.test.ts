@@ -94,101 +94,93 @@ beforeAll(() => {
 });
 afterAll(() => removeDir(root));
 
-describe('one registry without auth: skopeo and podman pull through the gateway', () => {
-  let dir: string;
-  let registry: Registry;
-  let gw: Gateway;
-  let log: EventCursor;
-  let image: ImageDir;
-  let builder: ContainersEnv;
-  let client: ContainersEnv;
-  const events = () => path.join(dir, 'events');
-  const content = `no-auth layer ${Date.now()}\n`;
+/** One registry (with token auth when `tokens` is given), one image pushed to it as acme/rocket:1.0, a gateway in front. */
+interface OneRegistry {
+  dir: string;
+  registry: Registry;
+  gw: Gateway;
+  log: EventCursor;
+  image: ImageDir;
+  content: string;
+  builder: ContainersEnv;
+  client: ContainersEnv;
+  events: string;
+}
 
-  beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(root, 'noauth-'));
-    registry = await startRegistry(path.join(dir, 'registry'));
-    builder = containersEnv(path.join(dir, 'builder'), [registry.host]);
-    image = await buildImage(builder, { 'hello.txt': content }, 'oci');
-    await pushImage(builder, image, `${registry.host}/acme/rocket:1.0`);
-    const manifest = writeJson(path.join(dir, 'manifest.json'), {
-      rules: [{ type: 'docker-v1', domain: '127.0.0.1', 'repository-name': 'acme/rocket', registry: registry.base, 'package-id': 'rocket' }],
-    });
-    gw = await startGateway({ manifest, events: events() });
-    log = new EventCursor(gw, events());
-    client = containersEnv(path.join(dir, 'client'), [`127.0.0.1:${gw.port}`]);
+/** Fills `s` step by step, so that `stopOneRegistry(s)` stops whatever started even if a step failed. */
+async function startOneRegistry(s: Partial<OneRegistry>, name: string, format: 'oci' | 'docker', tokens?: TokenServer): Promise<void> {
+  s.dir = fs.mkdtempSync(path.join(root, `${name}-`));
+  s.events = path.join(s.dir, 'events');
+  s.registry = await startRegistry(path.join(s.dir, 'registry'), { token: tokens });
+  s.builder = containersEnv(path.join(s.dir, 'builder'), [s.registry.host]);
+  s.content = `${name} layer ${Date.now()}\n`;
+  s.image = await buildImage(s.builder, { 'hello.txt': s.content }, format);
+  await pushImage(s.builder, s.image, `${s.registry.host}/acme/rocket:1.0`, tokens ? PUSHER : undefined);
+  const manifest = writeJson(path.join(s.dir, 'manifest.json'), {
+    rules: [{ type: 'docker-v1', domain: '127.0.0.1', 'repository-name': 'acme/rocket', registry: s.registry.base, 'package-id': 'rocket' }],
   });
-  afterAll(async () => {
-    await gw?.kill();
-    await registry?.close();
-  });
+  s.gw = await startGateway({ manifest, events: s.events });
+  s.log = new EventCursor(s.gw, s.events);
+  s.client = containersEnv(path.join(s.dir, 'client'), [`127.0.0.1:${s.gw.port}`]);
+}
+
+async function stopOneRegistry(s: Partial<OneRegistry>): Promise<void> {
+  await s.gw?.kill();
+  await s.registry?.close();
+}
+
+describe('one registry without auth: skopeo and podman pull through the gateway', () => {
+  const s = {} as OneRegistry;
+  beforeAll(() => startOneRegistry(s, 'noauth', 'oci'));
+  afterAll(() => stopOneRegistry(s));
 
   test('skopeo copy gets the pushed manifest and blobs; one download event', async () => {
-    const out = path.join(dir, 'skopeo-out');
-    await skopeoPull(client, gw, 'acme/rocket:1.0', out);
-    verifyDirCopy(out, image);
-    const evs = await log.take();
-    expectOnePull(evs, { image: 'acme/rocket', reference: '1.0', packageId: 'rocket', upstream: registry.base, client: 'skopeo', blobs: 2 });
+    const out = path.join(s.dir, 'skopeo-out');
+    await skopeoPull(s.client, s.gw, 'acme/rocket:1.0', out);
+    verifyDirCopy(out, s.image);
+    const evs = await s.log.take();
+    expectOnePull(evs, { image: 'acme/rocket', reference: '1.0', packageId: 'rocket', upstream: s.registry.base, client: 'skopeo', blobs: 2 });
     // One registry, no auth: the ping is proxied to it and answered 200.
-    expect(evs.find((e) => e.path === '/v2/')).toMatchObject({ action: 'proxy', status: 200, download: false, target: `${registry.base}/v2/` });
+    expect(evs.find((e) => e.path === '/v2/')).toMatchObject({ action: 'proxy', status: 200, download: false, target: `${s.registry.base}/v2/` });
   });
 
   test('podman pull stores the same image, layers and file; one download event', async () => {
-    await log.take();
-    await podmanPullAndCheck(client, gw, 'acme/rocket:1.0', image, ['hello.txt', content]);
-    expectOnePull(await log.take(), { image: 'acme/rocket', reference: '1.0', packageId: 'rocket', upstream: registry.base, client: 'containers-image', blobs: 2 });
+    await s.log.take();
+    await podmanPullAndCheck(s.client, s.gw, 'acme/rocket:1.0', s.image, ['hello.txt', s.content]);
+    expectOnePull(await s.log.take(), { image: 'acme/rocket', reference: '1.0', packageId: 'rocket', upstream: s.registry.base, client: 'containers-image', blobs: 2 });
   });
 });
 
 describe('one registry with token auth: the upstream challenge passes through unchanged', () => {
-  let dir: string;
+  const s = {} as OneRegistry;
   let tokens: TokenServer;
-  let registry: Registry;
-  let gw: Gateway;
-  let log: EventCursor;
-  let image: ImageDir;
-  let builder: ContainersEnv;
-  let client: ContainersEnv;
-  const events = () => path.join(dir, 'events');
-  const content = `token layer ${Date.now()}\n`;
-
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(root, 'token-'));
-    tokens = await startTokenServer(dir, { service: 'test-registry', users: { [PUSH_USER]: PUSH_PASSWORD } });
-    registry = await startRegistry(path.join(dir, 'registry'), { token: tokens });
-    builder = containersEnv(path.join(dir, 'builder'), [registry.host]);
-    image = await buildImage(builder, { 'hello.txt': content }, 'docker');
-    await pushImage(builder, image, `${registry.host}/acme/rocket:1.0`, PUSHER);
-    const manifest = writeJson(path.join(dir, 'manifest.json'), {
-      rules: [{ type: 'docker-v1', domain: '127.0.0.1', 'repository-name': 'acme/rocket', registry: registry.base, 'package-id': 'rocket' }],
-    });
-    gw = await startGateway({ manifest, events: events() });
-    log = new EventCursor(gw, events());
-    client = containersEnv(path.join(dir, 'client'), [`127.0.0.1:${gw.port}`]);
+    fs.mkdirSync(path.join(root, 'token-server'));
+    tokens = await startTokenServer(path.join(root, 'token-server'), { service: 'test-registry', users: { [PUSH_USER]: PUSH_PASSWORD } });
+    await startOneRegistry(s, 'token', 'docker', tokens);
   });
   afterAll(async () => {
-    await gw?.kill();
-    await registry?.close();
+    await stopOneRegistry(s);
     await tokens?.close();
   });
 
   test('skopeo copy: anonymous token from the upstream realm, pushed bytes, one download', async () => {
     const seen = tokens.seen.length;
-    const out = path.join(dir, 'skopeo-out');
-    await skopeoPull(client, gw, 'acme/rocket:1.0', out);
-    verifyDirCopy(out, image);
+    const out = path.join(s.dir, 'skopeo-out');
+    await skopeoPull(s.client, s.gw, 'acme/rocket:1.0', out);
+    verifyDirCopy(out, s.image);
     // The client went to the registry's own token server (reachable here), anonymously.
     expect(tokens.seen.slice(seen)).toEqual([{ service: 'test-registry', scopes: ['repository:acme/rocket:pull'], user: null, authorization: false }]);
-    const evs = await log.take();
-    expectOnePull(evs, { image: 'acme/rocket', reference: '1.0', packageId: 'rocket', upstream: registry.base, client: 'skopeo', blobs: 2 });
+    const evs = await s.log.take();
+    expectOnePull(evs, { image: 'acme/rocket', reference: '1.0', packageId: 'rocket', upstream: s.registry.base, client: 'skopeo', blobs: 2 });
     expect(evs.filter((e) => e.status === 401).every((e) => !e.download)).toBe(true);
     expect(evs.some((e) => e.path === '/v2/' && e.status === 401)).toBe(true);
   });
 
   test('podman pull: same image, layers and file; one download', async () => {
-    await log.take();
-    await podmanPullAndCheck(client, gw, 'acme/rocket:1.0', image, ['hello.txt', content]);
-    expectOnePull(await log.take(), { image: 'acme/rocket', reference: '1.0', packageId: 'rocket', upstream: registry.base, client: 'containers-image', blobs: 2 });
+    await s.log.take();
+    await podmanPullAndCheck(s.client, s.gw, 'acme/rocket:1.0', s.image, ['hello.txt', s.content]);
+    expectOnePull(await s.log.take(), { image: 'acme/rocket', reference: '1.0', packageId: 'rocket', upstream: s.registry.base, client: 'containers-image', blobs: 2 });
   });
 
   test('the proxy answers what the registry answers: challenges, HEAD, 304, errors, blobs, tag lists', async () => {
@@ -200,15 +192,15 @@ describe('one registry with token auth: the upstream challenge passes through un
       { method: 'GET', path: '/v2/acme/rocket/manifests/1.0', headers: accept, status: 401 },
       { method: 'HEAD', path: '/v2/acme/rocket/manifests/1.0', headers: { ...auth, ...accept }, status: 200 },
       { method: 'GET', path: '/v2/acme/rocket/manifests/1.0', headers: { ...auth, ...accept }, status: 200 },
-      { method: 'GET', path: '/v2/acme/rocket/manifests/1.0', headers: { ...auth, ...accept, 'if-none-match': `"${image.manifestDigest}"` }, status: 304 },
+      { method: 'GET', path: '/v2/acme/rocket/manifests/1.0', headers: { ...auth, ...accept, 'if-none-match': `"${s.image.manifestDigest}"` }, status: 304 },
       { method: 'GET', path: '/v2/acme/rocket/manifests/2.0', headers: { ...auth, ...accept }, status: 404 },
-      { method: 'HEAD', path: `/v2/acme/rocket/blobs/${image.layerDigests[0]}`, headers: auth, status: 200 },
-      { method: 'GET', path: `/v2/acme/rocket/blobs/${image.layerDigests[0]}`, headers: auth, status: 200 },
+      { method: 'HEAD', path: `/v2/acme/rocket/blobs/${s.image.layerDigests[0]}`, headers: auth, status: 200 },
+      { method: 'GET', path: `/v2/acme/rocket/blobs/${s.image.layerDigests[0]}`, headers: auth, status: 200 },
       { method: 'GET', path: '/v2/acme/rocket/tags/list?n=1', headers: auth, status: 200 },
     ];
     for (const c of cases) {
-      const direct = await request(registry.port, { method: c.method, path: c.path, headers: c.headers });
-      const proxied = await request(gw.port, { method: c.method, path: c.path, headers: { ...c.headers, host: '127.0.0.1' } });
+      const direct = await request(s.registry.port, { method: c.method, path: c.path, headers: c.headers });
+      const proxied = await request(s.gw.port, { method: c.method, path: c.path, headers: { ...c.headers, host: '127.0.0.1' } });
       const what = `${c.method} ${c.path}`;
       expect({ what, direct: direct.status, proxied: proxied.status }).toEqual({ what, direct: c.status, proxied: c.status });
       // Header names, values and order as the registry sent them (WWW-Authenticate byte for byte,
@@ -217,21 +209,21 @@ describe('one registry with token auth: the upstream challenge passes through un
       expect({ what, body: proxied.body.toString('latin1') }).toEqual({ what, body: direct.body.toString('latin1') });
     }
     // HEAD keeps the real length without a body; errors are the registry's OCI JSON.
-    const head = await request(gw.port, { method: 'HEAD', path: '/v2/acme/rocket/manifests/1.0', headers: { ...auth, ...accept, host: '127.0.0.1' } });
-    expect(Number(head.headers['content-length'])).toBe(image.manifest.length);
-    expect(head.headers['docker-content-digest']).toBe(image.manifestDigest);
+    const head = await request(s.gw.port, { method: 'HEAD', path: '/v2/acme/rocket/manifests/1.0', headers: { ...auth, ...accept, host: '127.0.0.1' } });
+    expect(Number(head.headers['content-length'])).toBe(s.image.manifest.length);
+    expect(head.headers['docker-content-digest']).toBe(s.image.manifestDigest);
     expect(head.body.length).toBe(0);
-    const missing = await request(gw.port, { path: '/v2/acme/rocket/manifests/2.0', headers: { ...auth, ...accept, host: '127.0.0.1' } });
+    const missing = await request(s.gw.port, { path: '/v2/acme/rocket/manifests/2.0', headers: { ...auth, ...accept, host: '127.0.0.1' } });
     expect(JSON.parse(missing.body.toString()).errors[0].code).toBe('MANIFEST_UNKNOWN');
-    const blob = await request(gw.port, { path: `/v2/acme/rocket/blobs/${image.layerDigests[0]}`, headers: { ...auth, host: '127.0.0.1' } });
-    expect(sha256(blob.body)).toBe(image.layerDigests[0]);
+    const blob = await request(s.gw.port, { path: `/v2/acme/rocket/blobs/${s.image.layerDigests[0]}`, headers: { ...auth, host: '127.0.0.1' } });
+    expect(sha256(blob.body)).toBe(s.image.layerDigests[0]);
   });
 
   test('skopeo pushes a new image through the gateway (uploads come back through it), with credentials', async () => {
-    const pushed = await buildImage(builder, { 'pushed.txt': `pushed ${Date.now()}\n` }, 'oci');
-    await log.take();
-    await pushImage(client, pushed, `127.0.0.1:${gw.port}/acme/rocket:pushed`, PUSHER);
-    const evs = await log.take();
+    const pushed = await buildImage(s.builder, { 'pushed.txt': `pushed ${Date.now()}\n` }, 'oci');
+    await s.log.take();
+    await pushImage(s.client, pushed, `127.0.0.1:${s.gw.port}/acme/rocket:pushed`, PUSHER);
+    const evs = await s.log.take();
     // The blob bytes went through the gateway (upload sessions resolve to gateway paths), and a push is no download.
     const uploads = evs.filter((e) => e.path.startsWith('/v2/acme/rocket/blobs/uploads/'));
     expect(uploads.some((e) => e.method === 'POST' && e.status === 202)).toBe(true);
@@ -239,11 +231,11 @@ describe('one registry with token auth: the upstream challenge passes through un
     expect(evs.find((e) => e.method === 'PUT' && e.path === '/v2/acme/rocket/manifests/pushed')).toMatchObject({ status: 201, download: false });
     expect(evs.every((e) => !e.download)).toBe(true);
     // The registry has exactly the pushed image.
-    const out = path.join(dir, 'pushed-back');
-    await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', '--src-creds', PUSHER, `docker://${registry.host}/acme/rocket:pushed`, `dir:${out}`], builder.env);
+    const out = path.join(s.dir, 'pushed-back');
+    await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', '--src-creds', PUSHER, `docker://${s.registry.host}/acme/rocket:pushed`, `dir:${out}`], s.builder.env);
     verifyDirCopy(out, pushed);
     // Credentials went only to the token server, never into an event.
-    expect(readEventText(events())).not.toMatch(new RegExp(`${PUSH_PASSWORD}|Bearer|Basic`));
+    expect(readEventText(s.events)).not.toMatch(new RegExp(`${PUSH_PASSWORD}|Bearer|Basic`));
   });
 });
 
