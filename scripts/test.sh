@@ -5,9 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real clients used by the end-to-end tests (curl; more come with the registry work).
+# Real clients and servers used by the end-to-end tests.
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# Container registry tests (test/e2e/containers-*.test.ts): the CNCF distribution registry, the
+# containers/image tools, and openssl for the test token server's certificate.
+for tool in docker-registry skopeo podman buildah openssl; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test: installing ${need_apt[*]}"

@@ -21,6 +21,8 @@ export interface GatewayRequest {
   readonly body?: Uint8Array;
   /** The body was longer than the limit the engine asked for. */
   readonly bodyTruncated?: boolean;
+  /** Scheme the client used to reach the gateway, for URLs the gateway hands out (its token realm); default `https`. */
+  readonly scheme?: 'http' | 'https';
 }
 
 /** Headers on every redirect: a CDN or a client cache must not replay it (the gateway would stop seeing downloads). */
@@ -39,6 +41,23 @@ export type Decision =
       readonly followRedirectsTo: readonly string[];
       /** Shape of gateway-generated errors (502/504): OCI registry errors or plain JSON. */
       readonly errorStyle: 'oci' | 'json';
+      /**
+       * Registry repositories: `Location` and `Link` URLs under `upstreamPrefix` (an absolute URL on the
+       * upstream) go back to the client as paths under `publicPrefix`, so uploads and paging return
+       * through the gateway under the public repository name.
+       */
+      readonly rewrite?: { readonly upstreamPrefix: string; readonly publicPrefix: string };
+      /** Replaces the client's `Authorization` toward the upstream (null: send none); absent: forward the client's. */
+      readonly authorization?: string | null;
+      /** On an upstream 401, the `WWW-Authenticate` the client gets instead of the upstream's (the gateway's own token realm). */
+      readonly challenge?: string;
+    }
+  /** The gateway's registry token endpoint: obtain tokens from these upstreams' token services (registry-auth.ts). */
+  | {
+      readonly type: 'registry-token';
+      readonly upstreams: ReadonlyArray<{ readonly host: string; readonly baseUrl: string; readonly scopes: readonly string[] }>;
+      /** The client's `Authorization: Basic ...`, passed to the upstream's token service; null: ask anonymously. */
+      readonly credentials: string | null;
     }
   /** Answer with these bytes (an empty body for HEAD, with the headers of GET). */
   | { readonly type: 'respond'; readonly status: number; readonly headers: Readonly<Record<string, string>>; readonly body: Uint8Array | string }

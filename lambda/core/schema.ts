@@ -158,7 +158,7 @@ const informational = (name: string) =>
 export type DockerMode = 'auto' | 'redirect' | 'proxy';
 const dockerMode = fields.enumOf<DockerMode>(['auto', 'redirect', 'proxy'])({
   default: 'auto',
-  doc: '`auto` redirects clients known to re-authenticate after a redirect and proxies the others; `redirect` and `proxy` force one path. `always-proxy: true` means `proxy`.',
+  doc: '`auto` redirects clients known to re-authenticate after a redirect and proxies the others; `redirect` and `proxy` force one path. `always-proxy: true` means `proxy`. Domains with several upstream registries or a renamed repository always proxy (docs/CONTAINERS.md).',
 });
 
 /**
@@ -173,7 +173,7 @@ export const RULE_TYPES = {
       registry: fields.upstream('Upstream registry: a host such as `ghcr.io` (https), or a base URL. `registry.hub.docker.com` and `docker.io` are served by `registry-1.docker.io`.'),
       'package-id': fields.packageId({ required: true, doc: 'Package id recorded in every event of this rule.' }),
       'always-proxy': fields.boolean({ default: false, doc: 'Proxy every request instead of redirecting capable clients (same as `mode: "proxy"`).' }),
-      'upstream-repository-name': fields.repositoryName({ doc: 'Image path at the upstream when it differs from `repository-name`.' }),
+      'upstream-repository-name': fields.repositoryName({ doc: 'Image path at the upstream when it differs from `repository-name`. The domain then uses the gateway\'s own token realm and every request is proxied (docs/CONTAINERS.md).' }),
       mode: dockerMode,
       'package-name': informational('package name'),
       owner: informational('owner'),

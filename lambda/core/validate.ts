@@ -3,8 +3,9 @@
  * the field and what was expected. Unknown fields are warnings. The same checks run on every
  * write path (manifest files, the CDK construct at synth time, the `rules` CLI).
  */
-import { RULE_TYPES, RULE_TYPE_NAMES, Rule, RuleType, FieldSpec } from './schema';
+import { RULE_TYPES, RULE_TYPE_NAMES, Rule, RuleType, FieldSpec, type DockerV1Rule, type DockerV2Rule } from './schema';
 import { parseTemplate } from './uri-template';
+import { usesGatewayRealm } from './docker';
 
 export interface Problem {
   /** Index of the rule in the manifest's `rules` array; null for manifest-level problems. */
@@ -125,7 +126,7 @@ export function validateManifest(doc: unknown): ValidationResult {
     warnings.push(...r.warnings);
     if (r.rule) rules.push(r.rule);
   });
-  if (errors.length === 0) warnings.push(...duplicateWarnings(rules));
+  if (errors.length === 0) warnings.push(...duplicateWarnings(rules), ...realmWarnings(rules));
   return { rules: errors.length ? [] : rules, errors, warnings };
 }
 
@@ -156,6 +157,28 @@ function duplicateWarnings(rules: Rule[]): Problem[] {
     if (prev !== undefined) out.push({ index, type: r.type, domain: r.domain, field: null, message: what.replace('%d', String(prev)) });
     else seen.set(key, index);
   });
+  return out;
+}
+
+/** `mode: "redirect"` cannot work where the gateway answers the registry challenge itself. */
+function realmWarnings(rules: Rule[]): Problem[] {
+  const byDomain = new Map<string, Array<{ rule: DockerV1Rule | DockerV2Rule; index: number }>>();
+  rules.forEach((rule, index) => {
+    if (rule.type !== 'docker-v1' && rule.type !== 'docker-v2') return;
+    const d = rule.domain.toLowerCase();
+    byDomain.set(d, [...(byDomain.get(d) ?? []), { rule, index }]);
+  });
+  const out: Problem[] = [];
+  for (const list of byDomain.values()) {
+    if (!usesGatewayRealm(list.map((x) => x.rule))) continue;
+    for (const { rule, index } of list) {
+      if (rule.mode !== 'redirect') continue;
+      out.push({
+        index, type: rule.type, domain: rule.domain, field: 'mode',
+        message: '"redirect" cannot work on a domain that fronts several registries or renames repositories: the gateway answers the token challenge itself there and proxies every request',
+      });
+    }
+  }
   return out;
 }
 

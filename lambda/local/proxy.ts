@@ -5,6 +5,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { pipeline } from 'node:stream/promises';
+import type { Decision } from '../core/request';
+import type { RegistryHttpResponse } from '../core/registry-auth';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) and headers that must not travel upstream. */
 const DROP_REQUEST = new Set([
@@ -28,11 +30,7 @@ export interface ProxyOptions {
 
 export const DEFAULT_PROXY_OPTIONS: Omit<ProxyOptions, 'upstreams'> = { headersTimeoutMs: 30_000, idleTimeoutMs: 60_000, maxHops: 10 };
 
-export interface ProxyTarget {
-  readonly url: string;
-  readonly followRedirectsTo: readonly string[];
-  readonly errorStyle: 'oci' | 'json';
-}
+export type ProxyTarget = Pick<Extract<Decision, { type: 'proxy' }>, 'url' | 'followRedirectsTo' | 'errorStyle' | 'rewrite' | 'authorization' | 'challenge'>;
 
 export interface ProxyResult {
   /** Status sent to the client. */
@@ -46,49 +44,92 @@ const agents = {
   https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
 };
 
-/**
- * An absolute URL split without normalising its path: `new URL()` would resolve `..` and `%2e%2e`
- * segments, and the upstream must receive the raw path exactly as the engine built it.
- */
-export interface RawUrl {
-  /** `https://host[:port]` (lower-case scheme and host). */
-  readonly origin: string;
-  readonly host: string;
-  /** Raw path and query, starting with `/`. */
-  readonly pathAndQuery: string;
-}
-
-export function splitUrl(url: string): RawUrl {
-  const m = /^(https?):\/\/([^/?#]+)([^#]*)/i.exec(url);
-  if (!m) throw new Error(`not an absolute http(s) URL: ${url}`);
-  const host = m[2].toLowerCase();
-  const rest = m[3] === '' ? '/' : m[3].startsWith('/') ? m[3] : `/${m[3]}`;
-  return { origin: `${m[1].toLowerCase()}://${host}`, host, pathAndQuery: rest };
-}
-
 /** Where the gateway really connects for a public URL: the `--upstream` base URL for its host, if any. */
-export function resolveUpstream(publicUrl: RawUrl, upstreams: ReadonlyMap<string, string>): RawUrl {
-  const base = upstreams.get(publicUrl.host);
+export function resolveUpstream(publicUrl: URL, upstreams: ReadonlyMap<string, string>): URL {
+  const base = upstreams.get(publicUrl.host.toLowerCase());
   if (!base) return publicUrl;
-  const b = splitUrl(base);
-  return { ...b, pathAndQuery: `${b.pathAndQuery.replace(/\/+$/, '')}${publicUrl.pathAndQuery}` };
+  return new URL(`${base.replace(/\/+$/, '')}${publicUrl.pathname}${publicUrl.search}`);
 }
 
-function forwardHeaders(rawHeaders: readonly string[], target: RawUrl, keepAuthorization: boolean): Record<string, string | string[]> {
-  const connectionTokens = new Set<string>();
+/** Names listed in `Connection` are hop-by-hop too (RFC 9110 7.6.1). */
+function connectionTokens(rawHeaders: readonly string[]): Set<string> {
+  const tokens = new Set<string>();
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i].toLowerCase() === 'connection') rawHeaders[i + 1].split(',').forEach((t) => connectionTokens.add(t.trim().toLowerCase()));
+    if (rawHeaders[i].toLowerCase() === 'connection') rawHeaders[i + 1].split(',').forEach((t) => tokens.add(t.trim().toLowerCase()));
   }
+  return tokens;
+}
+
+/**
+ * Request headers for the upstream. `authorization`: the value to send instead of the client's
+ * (null: none; undefined: the client's, if any), and only where `keepAuthorization` allows.
+ */
+function forwardHeaders(rawHeaders: readonly string[], target: URL, keepAuthorization: boolean, authorization?: string | null): Record<string, string | string[]> {
+  const hopByHop = connectionTokens(rawHeaders);
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i].toLowerCase();
-    if (DROP_REQUEST.has(name) || connectionTokens.has(name)) continue;
-    if (name === 'authorization' && !keepAuthorization) continue;
+    if (DROP_REQUEST.has(name) || hopByHop.has(name)) continue;
+    if (name === 'authorization' && (!keepAuthorization || authorization !== undefined)) continue;
     // Repeated headers (several Accept lines) reach the upstream in order.
     const prev = out[name];
     out[name] = prev === undefined ? rawHeaders[i + 1] : [...(Array.isArray(prev) ? prev : [prev]), rawHeaders[i + 1]];
   }
+  if (keepAuthorization && authorization) out.authorization = authorization;
   out.host = target.host;
+  return out;
+}
+
+/**
+ * A URL the upstream handed out (`Location`, a `Link` target), resolved against the URL that
+ * answered: under the repository's upstream prefix it becomes a gateway path under the public
+ * name (so an upload or the next page comes back through the gateway); otherwise it stays
+ * absolute, untouched (a signed CDN URL).
+ */
+function clientUrl(value: string, answeredBy: URL, rewrite: UrlRewrite | null): string | null {
+  let u: URL;
+  try {
+    u = new URL(value, answeredBy);
+  } catch {
+    return null;
+  }
+  const prefix = rewrite?.upstreamPrefixes.find((p) => u.href.startsWith(p));
+  return prefix !== undefined ? rewrite!.publicPrefix + u.href.slice(prefix.length) : u.href;
+}
+
+/** The repository's URL prefixes at the upstream (as the rule names it, and as contacted via `--upstream`) and its public path. */
+interface UrlRewrite {
+  readonly upstreamPrefixes: readonly string[];
+  readonly publicPrefix: string;
+}
+
+/**
+ * Response headers for the client, from the upstream's raw headers: names, order and repeated
+ * headers (several `WWW-Authenticate` challenges) as the upstream sent them, minus hop-by-hop ones.
+ */
+function responseHeaders(upstreamRes: http.IncomingMessage, answeredBy: URL, target: ProxyTarget, rewrite: UrlRewrite | null): string[] {
+  const raw = upstreamRes.rawHeaders;
+  const hopByHop = connectionTokens(raw);
+  const replaceChallenge = upstreamRes.statusCode === 401 && target.challenge !== undefined;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    let value = raw[i + 1];
+    if (DROP_RESPONSE.has(name) || hopByHop.has(name)) continue;
+    if (name === 'www-authenticate' && replaceChallenge) continue;
+    if (name === 'location') {
+      const v = clientUrl(value, answeredBy, rewrite);
+      if (v === null) continue;
+      value = v;
+    } else if (name === 'link' && rewrite) {
+      value = value.replace(/<([^>]*)>/g, (all, ref: string) => {
+        const v = clientUrl(ref, answeredBy, rewrite);
+        return v !== null && v.startsWith(rewrite.publicPrefix) ? `<${v}>` : all;
+      });
+    }
+    out.push(raw[i], value);
+  }
+  if (replaceChallenge) out.push('WWW-Authenticate', target.challenge!);
   return out;
 }
 
@@ -109,14 +150,28 @@ function sendError(res: http.ServerResponse, style: 'oci' | 'json', status: numb
   return { status, error: message };
 }
 
-/** One upstream exchange; resolves with the response (headers received) or rejects. */
-function exchange(url: RawUrl, method: string, headers: Record<string, string | string[]>, body: http.IncomingMessage | null, opts: ProxyOptions): Promise<http.IncomingMessage> {
+/** The raw path and query of an absolute URL, without the normalisation of `new URL()` (which resolves `..` and `%2e%2e`). */
+function rawPathOf(url: string): string {
+  const p = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^#]*)/i.exec(url)?.[1] ?? '';
+  return p === '' ? '/' : p;
+}
+
+/** The path prefix of the `--upstream` base URL for a host ('' when none). */
+function overridePathPrefix(host: string, upstreams: ReadonlyMap<string, string>): string {
+  const base = upstreams.get(host.toLowerCase());
+  return base ? new URL(base).pathname.replace(/\/+$/, '') : '';
+}
+
+/**
+ * One upstream exchange; resolves with the response (headers received) or rejects. `rawPath`,
+ * when given, is sent exactly as it is instead of the URL's (normalised) path and query.
+ */
+function exchange(url: URL, method: string, headers: Record<string, string | string[]>, body: http.IncomingMessage | null, opts: ProxyOptions, rawPath?: string): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const secure = url.origin.startsWith('https:');
-    const { hostname, port } = new URL(url.origin);
+    const secure = url.protocol === 'https:';
     const req = (secure ? https : http).request({
-      protocol: secure ? 'https:' : 'http:', hostname: hostname.replace(/^\[|\]$/g, ''), port, path: url.pathAndQuery,
-      method, headers, agent: secure ? agents.https : agents.http,
+      protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || undefined,
+      path: rawPath ?? `${url.pathname}${url.search}`, method, headers, agent: secure ? agents.https : agents.http,
     });
     const timer = setTimeout(() => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT_HEADERS' })), opts.headersTimeoutMs);
     req.setTimeout(opts.idleTimeoutMs, () => req.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT_IDLE' })));
@@ -143,16 +198,18 @@ export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: h
   const method = (clientReq.method ?? 'GET').toUpperCase();
   const head = method === 'HEAD';
   const hasBody = clientReq.headers['content-length'] !== undefined ? clientReq.headers['content-length'] !== '0' : clientReq.headers['transfer-encoding'] !== undefined;
-  let publicUrl = splitUrl(target.url);
-  const originHost = publicUrl.host;
+  let publicUrl = new URL(target.url);
+  const originHost = publicUrl.host.toLowerCase();
   let upstreamRes: http.IncomingMessage;
-  let contacted: RawUrl;
+  let contacted: URL;
   for (let hop = 0; ; hop++) {
     contacted = resolveUpstream(publicUrl, opts.upstreams);
     // Credentials go only to the configured upstream host, never to a third host or a CDN.
-    const headers = forwardHeaders(clientReq.rawHeaders, contacted, publicUrl.host === originHost);
+    const headers = forwardHeaders(clientReq.rawHeaders, contacted, publicUrl.host.toLowerCase() === originHost, target.authorization);
     try {
-      upstreamRes = await exchange(contacted, method, headers, hasBody && hop === 0 ? clientReq : null, opts);
+      // The first request carries the raw path the engine built, byte for byte; later hops follow upstream Locations.
+      const rawPath = hop === 0 ? `${overridePathPrefix(publicUrl.host, opts.upstreams)}${rawPathOf(target.url)}` : undefined;
+      upstreamRes = await exchange(contacted, method, headers, hasBody && hop === 0 ? clientReq : null, opts, rawPath);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? '';
       if (clientRes.destroyed || clientReq.destroyed) return { status: 499, error: 'client went away' };
@@ -164,32 +221,25 @@ export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: h
     if (!REDIRECTS.has(status) || !location || hasBody || hop >= opts.maxHops) break;
     let next: URL;
     try {
-      next = new URL(location, `${publicUrl.origin}${publicUrl.pathAndQuery}`);
+      next = new URL(location, publicUrl);
     } catch {
       break;
     }
     // Registry-to-registry hops (a repository moved) are followed internally; anything else (a signed blob URL) goes to the client.
-    const nextHost = next.host.toLowerCase();
-    const known = nextHost === originHost || target.followRedirectsTo.includes(nextHost);
-    if (!isRegistryPath(next.pathname) || !known || (next.protocol !== 'https:' && next.protocol !== 'http:')) break;
+    const known = next.host.toLowerCase() === originHost || target.followRedirectsTo.includes(next.host.toLowerCase());
+    if (!isRegistryPath(next.pathname) || !known) break;
     upstreamRes.resume();
-    publicUrl = { origin: `${next.protocol}//${nextHost}`, host: nextHost, pathAndQuery: `${next.pathname}${next.search}` };
+    publicUrl = next;
   }
   const status = upstreamRes.statusCode ?? 502;
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(upstreamRes.headers)) {
-    if (value === undefined || DROP_RESPONSE.has(name)) continue;
-    out[name] = value;
-  }
-  if (typeof out.location === 'string') {
-    try {
-      // A relative Location is resolved against the server that sent it (with --upstream, the override).
-      out.location = new URL(out.location, `${contacted.origin}${contacted.pathAndQuery}`).toString();
-    } catch {
-      delete out.location;
-    }
-  }
-  clientRes.writeHead(status, upstreamRes.statusMessage, out);
+  const rewrite: UrlRewrite | null = target.rewrite
+    ? {
+        upstreamPrefixes: [new URL(target.rewrite.upstreamPrefix).href, resolveUpstream(new URL(target.rewrite.upstreamPrefix), opts.upstreams).href],
+        publicPrefix: target.rewrite.publicPrefix,
+      }
+    : null;
+  // A relative Location is resolved against the URL that answered it.
+  clientRes.writeHead(status, upstreamRes.statusMessage, responseHeaders(upstreamRes, contacted, target, rewrite));
   if (head || status === 204 || status === 304) {
     upstreamRes.resume();
     clientRes.end();
@@ -202,4 +252,27 @@ export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: h
     clientRes.destroy();
   }
   return { status };
+}
+
+/** Largest upstream answer `fetchUpstream` reads (registry pings and token JSON are small). */
+const FETCH_LIMIT = 1024 * 1024;
+
+/**
+ * A small GET to an upstream registry or its token service (the gateway's token endpoint), with
+ * the `--upstream` override applied; no redirects followed. Rejects when unreachable or too large.
+ */
+export async function fetchUpstream(url: string, headers: Readonly<Record<string, string>>, opts: ProxyOptions): Promise<RegistryHttpResponse> {
+  const contacted = resolveUpstream(new URL(url), opts.upstreams);
+  const res = await exchange(contacted, 'GET', { ...headers, host: contacted.host }, null, opts);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of res as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > FETCH_LIMIT) {
+      res.destroy();
+      throw new Error(`answer from ${contacted.host} is larger than ${FETCH_LIMIT} bytes`);
+    }
+    chunks.push(c);
+  }
+  return { status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') };
 }

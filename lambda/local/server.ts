@@ -12,7 +12,8 @@ import type { Decision, GatewayRequest, Headers, Outcome } from '../core/request
 import { header, optedOut } from '../core/request';
 import { completeEvents } from '../core/complete-event';
 import { visitorId } from '../core/visitor';
-import { DEFAULT_PROXY_OPTIONS, proxyRequest, type ProxyOptions } from './proxy';
+import { issueGatewayToken, type ChallengeCache, type RegistryHttp } from '../core/registry-auth';
+import { DEFAULT_PROXY_OPTIONS, fetchUpstream, proxyRequest, type ProxyOptions } from './proxy';
 import type { EventSink } from './ndjson-sink';
 import { DailySalt } from './daily-salt';
 import type { Logger } from './log';
@@ -66,12 +67,38 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<{ body: Uin
   });
 }
 
+function finished(res: http.ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (res.writableFinished || res.destroyed) return resolve();
+    res.once('finish', () => resolve());
+    res.once('close', () => resolve());
+  });
+}
+
+/** Writes an answer the gateway makes itself; HEAD gets the headers of GET and no body. */
+function writeResponse(res: http.ServerResponse, method: string, status: number, headers: Readonly<Record<string, string>>, body: Uint8Array | string): void {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  const out: Record<string, string> = { ...headers };
+  // HEAD keeps the length of the GET answer, which the engine states; otherwise it is the body's.
+  if (!(method === 'HEAD' && out['content-length'] !== undefined) && status !== 304 && status !== 204) {
+    out['content-length'] = String(bytes.length);
+  }
+  res.writeHead(status, out);
+  res.end(method === 'HEAD' || status === 304 ? undefined : bytes);
+}
+
 export class LocalGateway {
   private server: http.Server | null = null;
+  /** Upstream registry challenges learned by the token endpoint (registry-auth.ts). */
+  private readonly challenges: ChallengeCache = new Map();
+  private readonly registryHttp: RegistryHttp;
   private readonly salt = new DailySalt();
   private readonly inFlight = new Set<Promise<void>>();
 
-  constructor(private readonly opts: LocalGatewayOptions) {}
+  constructor(private readonly opts: LocalGatewayOptions) {
+    const proxyOpts = { ...DEFAULT_PROXY_OPTIONS, ...opts.proxy, upstreams: opts.upstreams };
+    this.registryHttp = { get: (url, headers) => fetchUpstream(url, headers, proxyOpts) };
+  }
 
   async start(): Promise<AddressInfo> {
     // Headers may be larger than Node's 16 KiB default, so that the engine's own target limit answers 414.
@@ -133,7 +160,9 @@ export class LocalGateway {
     }
     const headers = req.headers as Headers;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    let greq: GatewayRequest = { method, rawPath: target.rawPath, rawQuery: target.rawQuery, headers, hasBody };
+    // Plain http here; a TLS-terminating proxy in front says so (only URLs handed back to this client depend on it).
+    const scheme = header(headers, 'x-forwarded-proto')?.trim().toLowerCase() === 'https' ? 'https' : 'http';
+    let greq: GatewayRequest = { method, rawPath: target.rawPath, rawQuery: target.rawQuery, headers, hasBody, scheme };
     const rules = this.opts.rules();
     let outcome: Outcome = handleRequest(rules, greq);
     if (outcome.decision.type === 'read-body') {
@@ -157,17 +186,17 @@ export class LocalGateway {
         res.writeHead(d.status, { ...d.headers, location: d.location, 'content-length': '0' });
         res.end();
         break;
-      case 'respond': {
+      case 'respond':
         req.resume();
-        const body = typeof d.body === 'string' ? Buffer.from(d.body, 'utf8') : d.body;
-        const headers: Record<string, string> = { ...d.headers };
-        // HEAD keeps the length of the GET answer, which the engine states; otherwise it is the body's.
-        if (!(method === 'HEAD' && headers['content-length'] !== undefined) && d.status !== 304 && d.status !== 204) {
-          headers['content-length'] = String(body.length);
-        }
-        res.writeHead(d.status, headers);
-        res.end(method === 'HEAD' || d.status === 304 ? undefined : body);
+        writeResponse(res, method, d.status, d.headers, d.body);
         break;
+      case 'registry-token': {
+        req.resume();
+        const answer = await issueGatewayToken(d, this.registryHttp, this.challenges, new Date());
+        writeResponse(res, method, answer.status, answer.headers, answer.body);
+        if (answer.error) this.opts.log.warn('registry token not issued', { status: answer.status, error: answer.error });
+        await finished(res);
+        return answer.status;
       }
       case 'proxy': {
         const r = await proxyRequest(req, res, d, { ...DEFAULT_PROXY_OPTIONS, ...this.opts.proxy, upstreams: this.opts.upstreams });
@@ -177,11 +206,7 @@ export class LocalGateway {
       case 'read-body':
         throw new Error('unexpected read-body decision');
     }
-    await new Promise<void>((resolve) => {
-      if (res.writableFinished || res.destroyed) return resolve();
-      res.once('finish', () => resolve());
-      res.once('close', () => resolve());
-    });
+    await finished(res);
     return d.status;
   }
 

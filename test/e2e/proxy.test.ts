@@ -23,9 +23,11 @@ const MB = 1024 * 1024;
 const MANIFEST = {
   rules: [
     { type: 'docker-v1', domain: 'cr.test', 'repository-name': 'acme/rocket', registry: 'ghcr.io', 'package-id': 'rocket-image' },
-    { type: 'docker-v1', domain: 'cr.test', 'repository-name': 'acme/mirrored', registry: 'mirror.test', 'package-id': 'mirrored-image' },
-    { type: 'docker-v1', domain: 'cr.test', 'repository-name': 'acme/down', registry: 'down.test', 'package-id': 'down-image' },
-    { type: 'docker-v1', domain: 'cr.test', 'repository-name': 'acme/silent', registry: 'silent.test', 'package-id': 'silent-image' },
+    // One upstream per domain: a domain with several registries uses the gateway's own token realm (docs/CONTAINERS.md).
+    { type: 'docker-v1', domain: 'multi.test', 'repository-name': 'acme/rocket', registry: 'ghcr.io', 'package-id': 'rocket-image' },
+    { type: 'docker-v1', domain: 'multi.test', 'repository-name': 'acme/mirrored', registry: 'mirror.test', 'package-id': 'mirrored-image' },
+    { type: 'docker-v1', domain: 'down.cr.test', 'repository-name': 'acme/down', registry: 'down.test', 'package-id': 'down-image' },
+    { type: 'docker-v1', domain: 'silent.cr.test', 'repository-name': 'acme/silent', registry: 'silent.test', 'package-id': 'silent-image' },
   ],
 };
 
@@ -256,7 +258,7 @@ describe('upstream redirects', () => {
 
   test('a 307 to /v2/... on another configured registry is followed, without Authorization', async () => {
     const mirrorBefore = mirror.seen.length;
-    const r = await curl(gw.url('/v2/acme/rocket/manifests/moved-mirror'), ['-H', 'Host: cr.test', '-A', 'skopeo/1.9.3', '-H', 'Authorization: Bearer GHCR-ONLY-TOKEN']);
+    const r = await curl(gw.url('/v2/acme/rocket/manifests/moved-mirror'), ['-H', 'Host: multi.test', '-A', 'skopeo/1.9.3', '-H', 'Authorization: Bearer GHCR-ONLY-TOKEN']);
     expect(r.status).toBe(200);
     expect(r.body.toString('utf8')).toBe('from mirror');
     const seen = mirror.seen.slice(mirrorBefore);
@@ -340,7 +342,7 @@ describe('large bodies', () => {
 describe('gateway errors', () => {
   test('an upstream refusing connections: 502, OCI JSON error naming the upstream host, no header values', async () => {
     const r = await curl(gw.url('/v2/acme/down/manifests/latest'), [
-      '-H', 'Host: cr.test', '-A', 'skopeo/1.9.3',
+      '-H', 'Host: down.cr.test', '-A', 'skopeo/1.9.3',
       '-H', 'Authorization: Bearer SECRET-TOKEN-502', '-H', 'Cookie: session=COOKIE-502', '-H', 'X-Forwarded-For: 203.0.113.50',
     ]);
     expect(r.status).toBe(502);
@@ -359,7 +361,7 @@ describe('gateway errors', () => {
   // lambda/local/proxy.ts) and `serve` has no option to change it, so a 504 would take 30 s here.
   test('an upstream that accepts the connection and never answers: 504 after --upstream-timeout, OCI JSON error', async () => {
     const started = Date.now();
-    const r = await curl(gw.url('/v2/acme/silent/manifests/latest'), ['-H', 'Host: cr.test', '-A', 'skopeo/1.9.3', '-H', 'Authorization: Bearer SECRET-TOKEN-504']);
+    const r = await curl(gw.url('/v2/acme/silent/manifests/latest'), ['-H', 'Host: silent.cr.test', '-A', 'skopeo/1.9.3', '-H', 'Authorization: Bearer SECRET-TOKEN-504']);
     expect(r.status).toBe(504);
     expect(Date.now() - started).toBeLessThan(10_000);
     const text = r.body.toString('utf8');

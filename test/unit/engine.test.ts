@@ -1,6 +1,9 @@
 import { bodyText, handle, location, request, ruleSet, status } from './helpers';
 import { handleRequest } from '../../lambda/core/engine';
 import { TRANSPARENT_PNG } from '../../lambda/core/pixel';
+import { encodeGatewayToken } from '../../lambda/core/registry-auth';
+
+const DOCKER = { 'user-agent': 'docker/24.0.7 go/go1.20.10 git-commit/311b9ff kernel/6.1 os/linux arch/amd64 UpstreamClient(Docker-Client/24.0.7 \\(linux\\))' };
 
 describe('routing', () => {
   const set = ruleSet([
@@ -42,15 +45,15 @@ describe('routing', () => {
 });
 
 describe('docker-v1 and docker-v2', () => {
+  // One upstream registry on the domain (docker.io and registry.hub.docker.com are the same): redirects are possible.
   const set = ruleSet([
     { type: 'docker-v1', domain: 'cr.test', 'repository-name': 'library/hello-world', registry: 'docker.io', 'package-id': 'hello' },
-    { type: 'docker-v1', domain: 'cr.test', 'repository-name': 'acme/api', registry: 'ghcr.io', 'package-id': 'api', 'upstream-repository-name': 'acme-corp/api-server' },
-    { type: 'docker-v1', domain: 'cr.test', 'repository-name': 'acme/always', registry: 'http://127.0.0.1:5000', 'package-id': 'always', 'always-proxy': true },
-    { type: 'docker-v1', domain: 'cr.test', 'repository-name': 'acme/redirect', registry: 'ghcr.io', 'package-id': 'r', mode: 'redirect' },
+    { type: 'docker-v1', domain: 'cr.test', 'repository-name': 'acme/always', registry: 'docker.io', 'package-id': 'always', 'always-proxy': true },
+    { type: 'docker-v1', domain: 'cr.test', 'repository-name': 'acme/redirect', registry: 'docker.io', 'package-id': 'r', mode: 'redirect' },
     { type: 'docker-v2', domain: 'cr.test', pattern: 'library/*', 'rule-id': 'lib', registry: 'registry.hub.docker.com' },
     { type: 'docker-v2', domain: 'cr.test', pattern: 'library/{redis,nginx}', 'rule-id': 'later-wins', registry: 'registry.hub.docker.com' },
+    { type: 'docker-v1', domain: 'local.test', 'repository-name': 'acme/app', registry: 'http://127.0.0.1:5000', 'package-id': 'app' },
   ]);
-  const DOCKER = { 'user-agent': 'docker/24.0.7 go/go1.20.10 git-commit/311b9ff kernel/6.1 os/linux arch/amd64 UpstreamClient(Docker-Client/24.0.7 \\(linux\\))' };
 
   test('Docker Engine is redirected to the upstream with the raw path and the query kept', () => {
     const o = handle(set, 'cr.test', '/v2/library/hello-world/tags/list?n=10&last=b', { headers: DOCKER });
@@ -59,11 +62,20 @@ describe('docker-v1 and docker-v2', () => {
     expect(o.events).toEqual([expect.objectContaining({ kind: 'docker', image: 'library/hello-world', reference: 'list', upstream: 'docker.io', package_id: 'hello', countable: false })]);
   });
 
-  test('clients that cannot re-authenticate elsewhere are proxied', () => {
+  test('clients that cannot re-authenticate elsewhere are proxied, with the upstream passing its own challenge', () => {
     for (const ua of ['skopeo/1.9.3', 'containers/5.23.1 (github.com/containers/image)', 'crio', 'containerd/1.5.4', 'kaniko/v1.9.1 go-containerregistry/v0.22.0', 'go-containerregistry/v0.21.7', '']) {
-      const o = handle(set, 'cr.test', '/v2/library/hello-world/manifests/latest', { headers: { 'user-agent': ua } });
+      const o = handle(set, 'cr.test', '/v2/library/hello-world/manifests/latest', { headers: { 'user-agent': ua, authorization: 'Bearer upstream-token' } });
       expect({ ua, d: o.decision }).toEqual({ ua, d: expect.objectContaining({ type: 'proxy', url: 'https://registry-1.docker.io/v2/library/hello-world/manifests/latest', upstreamHost: 'registry-1.docker.io' }) });
+      // The client's token goes to the upstream as it is; the upstream's challenge goes back as it is.
+      expect(o.decision).not.toHaveProperty('authorization');
+      expect(o.decision).not.toHaveProperty('challenge');
     }
+  });
+
+  test('proxied repository requests bring upstream URLs (uploads, paging) back to the gateway', () => {
+    const o = handle(set, 'local.test', '/v2/acme/app/blobs/uploads/', { method: 'POST' });
+    expect(o.decision).toMatchObject({ type: 'proxy', rewrite: { upstreamPrefix: 'http://127.0.0.1:5000/v2/acme/app/', publicPrefix: '/v2/acme/app/' } });
+    expect(handle(set, 'local.test', '/v2/').decision).not.toHaveProperty('rewrite');
   });
 
   test('clients that re-authenticate are redirected', () => {
@@ -74,14 +86,8 @@ describe('docker-v1 and docker-v2', () => {
 
   test('Basic auth, always-proxy and mode force the path', () => {
     expect(status(handle(set, 'cr.test', '/v2/library/hello-world/manifests/latest', { headers: { ...DOCKER, authorization: 'Basic dTpw' } }))).toBe('proxy');
-    expect(handle(set, 'cr.test', '/v2/acme/always/manifests/1', { headers: DOCKER }).decision).toMatchObject({ type: 'proxy', url: 'http://127.0.0.1:5000/v2/acme/always/manifests/1', upstreamHost: '127.0.0.1:5000' });
-    expect(location(handle(set, 'cr.test', '/v2/acme/redirect/manifests/1', { headers: { 'user-agent': 'skopeo/1.9.3' } }))).toBe('https://ghcr.io/v2/acme/redirect/manifests/1');
-  });
-
-  test('upstream-repository-name renames the image at the upstream only', () => {
-    const o = handle(set, 'cr.test', '/v2/acme/api/blobs/sha256:abc', { headers: DOCKER });
-    expect(location(o)).toBe('https://ghcr.io/v2/acme-corp/api-server/blobs/sha256:abc');
-    expect(o.events[0]).toMatchObject({ image: 'acme/api', reference: 'sha256:abc', package_id: 'api' });
+    expect(handle(set, 'cr.test', '/v2/acme/always/manifests/1', { headers: DOCKER }).decision).toMatchObject({ type: 'proxy', url: 'https://registry-1.docker.io/v2/acme/always/manifests/1', upstreamHost: 'registry-1.docker.io' });
+    expect(location(handle(set, 'cr.test', '/v2/acme/redirect/manifests/1', { headers: { 'user-agent': 'skopeo/1.9.3' } }))).toBe('https://registry-1.docker.io/v2/acme/redirect/manifests/1');
   });
 
   test('docker-v2 patterns report the rule id; the later of two matching patterns wins; docker-v1 beats a pattern', () => {
@@ -106,8 +112,8 @@ describe('docker-v1 and docker-v2', () => {
     expect(cat.events).toEqual([expect.objectContaining({ kind: 'docker', image: '', reference: '', package_id: null, upstream: 'docker.io' })]);
   });
 
-  test('unknown images and other /v2 paths: 404 NAME_UNKNOWN JSON', () => {
-    for (const p of ['/v2/other/nginx/manifests/1', '/v2', '/v2/acme/api', '/v2/a%ZZ/manifests/1']) {
+  test('unknown images and other /v2 paths (the gateway realm is off here): 404 NAME_UNKNOWN JSON', () => {
+    for (const p of ['/v2/other/nginx/manifests/1', '/v2', '/v2/acme/api', '/v2/a%ZZ/manifests/1', '/v2/token']) {
       const o = handle(set, 'cr.test', p, { headers: DOCKER });
       expect({ p, s: status(o) }).toEqual({ p, s: 404 });
       expect(JSON.parse(bodyText(o)).errors[0].code).toBe('NAME_UNKNOWN');
@@ -123,6 +129,86 @@ describe('docker-v1 and docker-v2', () => {
   test('image names are matched on decoded segments, case-sensitively', () => {
     expect(status(handle(set, 'cr.test', '/v2/library/hello%2Dworld/manifests/latest', { headers: DOCKER }))).toBe(307);
     expect(status(handle(set, 'cr.test', '/v2/Library/hello-world/manifests/latest', { headers: DOCKER }))).toBe(404);
+  });
+});
+
+describe('several registries or renamed repositories on one domain: the gateway token realm', () => {
+  const set = ruleSet([
+    { type: 'docker-v1', domain: 'cr.test', 'repository-name': 'library/hello-world', registry: 'docker.io', 'package-id': 'hello' },
+    { type: 'docker-v1', domain: 'cr.test', 'repository-name': 'acme/api', registry: 'ghcr.io', 'package-id': 'api', 'upstream-repository-name': 'acme-corp/api-server' },
+    { type: 'docker-v2', domain: 'cr.test', pattern: 'mirror/*', 'rule-id': 'mirror', registry: 'http://127.0.0.1:5000' },
+    // One registry, one renamed repository: the realm too (the upstream's token would name the upstream repository).
+    { type: 'docker-v1', domain: 'renamed.test', 'repository-name': 'rocket', registry: 'ghcr.io', 'package-id': 'rocket', 'upstream-repository-name': 'acme/rocket-skates' },
+  ]);
+  const token = encodeGatewayToken({ 'ghcr.io': 'Bearer ghcr-token', 'registry-1.docker.io': 'Bearer hub-token' });
+
+  test('the /v2/ ping gets the gateway\'s challenge; with a gateway token, 200', () => {
+    const o = handle(set, 'cr.test', '/v2/', { headers: DOCKER });
+    expect(status(o)).toBe(401);
+    expect(o.decision).toMatchObject({ headers: { 'www-authenticate': 'Bearer realm="https://cr.test/v2/token",service="cr.test"', 'docker-distribution-api-version': 'registry/2.0' } });
+    expect(JSON.parse(bodyText(o)).errors[0].code).toBe('UNAUTHORIZED');
+    expect(o.events).toEqual([expect.objectContaining({ kind: 'docker', action: 'unauthorized', countable: false, image: '', upstream: null })]);
+    // The realm is where the client reached the gateway: scheme and port included.
+    const local = handleRequest(set, { ...request('cr.test:8081', '/v2/'), scheme: 'http' });
+    expect(local.decision).toMatchObject({ headers: { 'www-authenticate': 'Bearer realm="http://cr.test:8081/v2/token",service="cr.test"' } });
+    const authorized = handle(set, 'cr.test', '/v2/', { headers: { authorization: `Bearer ${token}` } });
+    expect(status(authorized)).toBe(200);
+    expect(bodyText(authorized)).toBe('{}');
+    // An upstream's token is not ours: the client is sent to the gateway's realm.
+    expect(status(handle(set, 'cr.test', '/v2/', { headers: { authorization: 'Bearer ghcr-token' } }))).toBe(401);
+  });
+
+  test('every client is proxied, with its upstream\'s part of the gateway token and the gateway\'s challenge', () => {
+    for (const ua of [DOCKER['user-agent'], 'containerd/1.7.2', 'skopeo/1.9.3']) {
+      const o = handle(set, 'cr.test', '/v2/acme/api/manifests/1?x=1', { headers: { 'user-agent': ua, authorization: `Bearer ${token}` } });
+      expect({ ua, d: o.decision }).toEqual({
+        ua,
+        d: {
+          type: 'proxy', url: 'https://ghcr.io/v2/acme-corp/api-server/manifests/1?x=1', upstreamHost: 'ghcr.io', followRedirectsTo: ['registry-1.docker.io', 'ghcr.io', '127.0.0.1:5000'], errorStyle: 'oci',
+          rewrite: { upstreamPrefix: 'https://ghcr.io/v2/acme-corp/api-server/', publicPrefix: '/v2/acme/api/' },
+          authorization: 'Bearer ghcr-token',
+          challenge: 'Bearer realm="https://cr.test/v2/token",service="cr.test",scope="repository:acme/api:pull"',
+        },
+      });
+    }
+    expect(handle(set, 'cr.test', '/v2/library/hello-world/blobs/sha256:1', { headers: { authorization: `Bearer ${token}` } }).decision).toMatchObject({ authorization: 'Bearer hub-token' });
+    // No part for this upstream, or a token that is not the gateway's: nothing is sent upstream.
+    expect(handle(set, 'cr.test', '/v2/mirror/x/manifests/1', { headers: { authorization: `Bearer ${token}` } }).decision).toMatchObject({ authorization: null });
+    expect(handle(set, 'cr.test', '/v2/acme/api/manifests/1', { headers: { authorization: 'Bearer someone-elses' } }).decision).toMatchObject({ authorization: null });
+    // Basic credentials go to the rule's upstream as they are; no Authorization, nothing to replace.
+    expect(handle(set, 'cr.test', '/v2/acme/api/manifests/1', { headers: { authorization: 'Basic dTpw' } }).decision).toMatchObject({ authorization: undefined });
+    expect(handle(set, 'cr.test', '/v2/acme/api/manifests/1').decision).toMatchObject({ authorization: undefined });
+    // Writes ask for push in the challenge.
+    expect(handle(set, 'cr.test', '/v2/acme/api/blobs/uploads/', { method: 'POST' }).decision).toMatchObject({ challenge: expect.stringContaining('scope="repository:acme/api:pull,push"') });
+    expect(status(handle(set, 'renamed.test', '/v2/rocket/manifests/1', { headers: DOCKER }))).toBe('proxy');
+  });
+
+  test('upstream-repository-name renames the image at the upstream only', () => {
+    const o = handle(set, 'cr.test', '/v2/acme/api/blobs/sha256:abc', { headers: DOCKER });
+    expect(o.decision).toMatchObject({ type: 'proxy', url: 'https://ghcr.io/v2/acme-corp/api-server/blobs/sha256:abc' });
+    expect(o.events[0]).toMatchObject({ image: 'acme/api', reference: 'sha256:abc', package_id: 'api', upstream: 'ghcr.io', countable: false });
+  });
+
+  test('the token endpoint maps each scope to its upstream and upstream name; credentials only when one upstream is asked', () => {
+    const o = handle(set, 'cr.test', '/v2/token?service=cr.test&scope=repository:acme/api:pull&scope=repository:library/hello-world:pull+repository:mirror/x:pull,push&scope=repository:unknown/repo:pull&scope=registry:catalog:*', { headers: { authorization: 'Basic dTpw' } });
+    expect(o.decision).toEqual({
+      type: 'registry-token',
+      upstreams: [
+        { host: 'ghcr.io', baseUrl: 'https://ghcr.io', scopes: ['repository:acme-corp/api-server:pull'] },
+        { host: 'registry-1.docker.io', baseUrl: 'https://registry-1.docker.io', scopes: ['repository:library/hello-world:pull'] },
+        { host: '127.0.0.1:5000', baseUrl: 'http://127.0.0.1:5000', scopes: ['repository:mirror/x:pull,push'] },
+      ],
+      credentials: null,
+    });
+    expect(o.events).toEqual([]);
+    const one = handle(set, 'cr.test', '/v2/token?scope=repository%3Aacme%2Fapi%3Apull', { headers: { authorization: 'Basic dTpw' } });
+    expect(one.decision).toEqual({ type: 'registry-token', upstreams: [{ host: 'ghcr.io', baseUrl: 'https://ghcr.io', scopes: ['repository:acme-corp/api-server:pull'] }], credentials: 'Basic dTpw' });
+    // A login (no scope) is checked against the upstream when the domain has only one; never against several.
+    expect(handle(set, 'renamed.test', '/v2/token?service=renamed.test', { headers: { authorization: 'Basic dTpw' } }).decision).toEqual({ type: 'registry-token', upstreams: [{ host: 'ghcr.io', baseUrl: 'https://ghcr.io', scopes: [] }], credentials: 'Basic dTpw' });
+    expect(handle(set, 'cr.test', '/v2/token', { headers: { authorization: 'Basic dTpw' } }).decision).toEqual({ type: 'registry-token', upstreams: [], credentials: null });
+    const post = handle(set, 'cr.test', '/v2/token', { method: 'POST' });
+    expect(status(post)).toBe(405);
+    expect(post.decision).toMatchObject({ headers: { allow: 'GET' } });
   });
 });
 

@@ -153,6 +153,22 @@ describe('validateManifest', () => {
   });
 });
 
+test('warns that mode "redirect" cannot work where the gateway answers the registry challenge (several registries or renames)', () => {
+  const r = validateManifest({
+    rules: [
+      { ...VALID['docker-v1'], mode: 'redirect' },
+      { ...VALID['docker-v1'], 'repository-name': 'acme/other', registry: 'docker.io', mode: 'redirect' },
+      { ...VALID['docker-v1'], domain: 'renamed.example.com', 'upstream-repository-name': 'acme/renamed', mode: 'redirect' },
+      // One registry (written two ways), no rename: redirects work.
+      { ...VALID['docker-v1'], domain: 'one.example.com', registry: 'docker.io', mode: 'redirect' },
+      { type: 'docker-v2', domain: 'one.example.com', pattern: 'library/*', 'rule-id': 'lib', registry: 'registry.hub.docker.com', mode: 'redirect' },
+    ],
+  });
+  expect(r.errors).toEqual([]);
+  expect(r.warnings.map((w) => [w.index, w.field])).toEqual([[0, 'mode'], [1, 'mode'], [2, 'mode']]);
+  expect(r.warnings[0].message).toMatch(/several registries or renames repositories/);
+});
+
 describe('validateRule', () => {
   test('never throws on hostile values', () => {
     const hostile: unknown[] = [null, 0, [], 'x', { type: null }, { type: '__proto__' }, { type: 'file-v1', domain: {}, 'incoming-path': [], 'outgoing-url': {}, 'package-id': [] }];
