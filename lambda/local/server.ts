@@ -14,7 +14,9 @@ import { completeEvents } from '../core/complete-event';
 import { visitorId } from '../core/visitor';
 import { DEFAULT_PROXY_OPTIONS, proxyRequest, type ProxyOptions } from './proxy';
 import type { EventSink } from './ndjson-sink';
-import { DailySalt } from './daily-salt';
+import { InMemorySaltStore } from './daily-salt';
+import { DailySaltCache, type DailySaltStore } from '../analytics/daily-salt';
+import { viewerOrigin } from '../core/viewer-origin';
 import type { Logger } from './log';
 
 export interface LocalGatewayOptions {
@@ -29,6 +31,13 @@ export interface LocalGatewayOptions {
   readonly proxy?: Partial<Omit<ProxyOptions, 'upstreams'>>;
   /** Log one line per request (method, host, path without query, status, duration). */
   readonly accessLog?: boolean;
+  /**
+   * Take country, region and ASN from `CloudFront-Viewer-*` headers. Only when the gateway really
+   * sits behind CloudFront (which overwrites them): otherwise any client could set them. Default false.
+   */
+  readonly trustViewerHeaders?: boolean;
+  /** Where visitor-id salts come from. Default: random, in memory, one per UTC day. */
+  readonly saltStore?: DailySaltStore;
 }
 
 /** Splits a request target into raw path and raw query; absolute-form targets keep only their path. */
@@ -68,10 +77,12 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<{ body: Uin
 
 export class LocalGateway {
   private server: http.Server | null = null;
-  private readonly salt = new DailySalt();
+  private readonly salt: DailySaltCache;
   private readonly inFlight = new Set<Promise<void>>();
 
-  constructor(private readonly opts: LocalGatewayOptions) {}
+  constructor(private readonly opts: LocalGatewayOptions) {
+    this.salt = new DailySaltCache(opts.saltStore ?? new InMemorySaltStore(), { onError: (m) => opts.log.warn(m) });
+  }
 
   async start(): Promise<AddressInfo> {
     const server = http.createServer({ requestTimeout: 120_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
@@ -141,7 +152,7 @@ export class LocalGateway {
       if (outcome.decision.type === 'read-body') throw new Error('engine asked for the body twice');
     }
     const status = await this.carryOut(outcome.decision, req, res, method);
-    this.record(outcome, greq, status, req);
+    await this.record(outcome, greq, status, req);
     if (this.opts.accessLog) {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       this.opts.log.info(`${method} ${outcome.domain ?? header(headers, 'host') ?? '-'}${target.rawPath} ${status} ${ms.toFixed(1)}ms`);
@@ -183,10 +194,11 @@ export class LocalGateway {
     return d.status;
   }
 
-  private record(outcome: Outcome, req: GatewayRequest, status: number, raw: http.IncomingMessage): void {
+  private async record(outcome: Outcome, req: GatewayRequest, status: number, raw: http.IncomingMessage): Promise<void> {
     if (!outcome.events.length || outcome.domain === null || optedOut(req.headers)) return;
     const userAgent = header(req.headers, 'user-agent');
-    const salt = this.salt.current();
+    const time = new Date();
+    const salt = await this.salt.current(time);
     // Only the socket's own peer address counts; a client-supplied X-Forwarded-For is ignored.
     const ip = raw.socket.remoteAddress ?? null;
     const domain = outcome.domain;
@@ -195,10 +207,10 @@ export class LocalGateway {
       method: req.method,
       path: req.rawPath,
       status,
-      time: new Date(),
+      time,
       userAgent,
-      origin: null,
-      visitorIdFor: (packageId) => visitorId(salt, ip, userAgent, domain, packageId),
+      origin: viewerOrigin(req.headers, { trusted: this.opts.trustViewerHeaders === true }),
+      visitorIdFor: (packageId) => (salt === null ? null : visitorId(salt, ip, userAgent, domain, packageId)),
       newId: randomUUID,
     });
     this.opts.sink.write(events);
