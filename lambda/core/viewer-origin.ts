@@ -6,6 +6,7 @@
  * overwrites these headers with its own values, so a client cannot choose them. Anywhere else
  * (the local gateway, unless told otherwise) a client could send them, so they are ignored.
  */
+import { isIP } from 'node:net';
 import { header, type Headers } from './request';
 import { organizationOfAsn } from './asn-organizations';
 
@@ -32,4 +33,19 @@ export function viewerOrigin(headers: Headers, opts: { trusted: boolean }): View
   const asnRaw = header(headers, 'cloudfront-viewer-asn')?.trim();
   const asn = asnRaw && /^[1-9]\d{0,9}$/.test(asnRaw) && Number(asnRaw) <= 4294967295 ? asnRaw : null;
   return { country, region, asn, org: organizationOfAsn(asn) };
+}
+
+/**
+ * The viewer's IP address from `CloudFront-Viewer-Address` (`198.51.100.7:46532`, or an IPv6
+ * address with `:port` appended), for the visitor hash only: it is never stored. Behind
+ * CloudFront the function URL's own source address is an edge server's, and `X-Forwarded-For`
+ * starts with whatever the client sent, so this header is the only trustworthy one.
+ */
+export function cloudFrontViewerIp(headers: Headers, opts: { trusted: boolean }): string | null {
+  if (!opts.trusted) return null;
+  const v = header(headers, 'cloudfront-viewer-address')?.trim();
+  if (!v) return null;
+  const colon = v.lastIndexOf(':');
+  const ip = colon > 0 && /^\d{1,5}$/.test(v.slice(colon + 1)) ? v.slice(0, colon) : v;
+  return isIP(ip) ? ip : null;
 }

@@ -16,7 +16,7 @@ import { DEFAULT_PROXY_OPTIONS, proxyRequest, type ProxyOptions } from './proxy'
 import type { EventSink } from './ndjson-sink';
 import { InMemorySaltStore } from './daily-salt';
 import { DailySaltCache, type DailySaltStore } from '../analytics/daily-salt';
-import { viewerOrigin } from '../core/viewer-origin';
+import { cloudFrontViewerIp, viewerOrigin } from '../core/viewer-origin';
 import type { Logger } from './log';
 
 export interface LocalGatewayOptions {
@@ -199,8 +199,10 @@ export class LocalGateway {
     const userAgent = header(req.headers, 'user-agent');
     const time = new Date();
     const salt = await this.salt.current(time);
-    // Only the socket's own peer address counts; a client-supplied X-Forwarded-For is ignored.
-    const ip = raw.socket.remoteAddress ?? null;
+    // Only the socket's own peer address counts (or, behind CloudFront, the viewer address it
+    // sets); a client-supplied X-Forwarded-For is ignored.
+    const trusted = this.opts.trustViewerHeaders === true;
+    const ip = cloudFrontViewerIp(req.headers, { trusted }) ?? raw.socket.remoteAddress ?? null;
     const domain = outcome.domain;
     const events = completeEvents(outcome.events, {
       domain,
@@ -209,7 +211,7 @@ export class LocalGateway {
       status,
       time,
       userAgent,
-      origin: viewerOrigin(req.headers, { trusted: this.opts.trustViewerHeaders === true }),
+      origin: viewerOrigin(req.headers, { trusted }),
       visitorIdFor: (packageId) => (salt === null ? null : visitorId(salt, ip, userAgent, domain, packageId)),
       newId: randomUUID,
     });
