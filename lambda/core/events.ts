@@ -44,9 +44,9 @@ export const EVENT_FIELDS = {
   arch: f('string', true, 'CPU architecture parsed from the User-Agent (amd64, arm64, ...).'),
   ci: f('boolean', true, 'The User-Agent says it runs in CI (pip, npm and others report this).'),
   bot: f('boolean', false, 'Known crawler, mirror or monitoring client: exclude it from download counts.'),
-  country: f('string', true, 'Viewer country (ISO 3166-1 alpha-2, e.g. DE) from CloudFront-Viewer-Country; null locally.'),
-  region: f('string', true, 'Viewer region (ISO 3166-2 subdivision, e.g. DE-BY) from CloudFront-Viewer-Country-Region; null locally.'),
-  asn: f('string', true, 'Viewer autonomous system number from CloudFront-Viewer-ASN; null locally.'),
+  country: f('string', true, 'Viewer country (ISO 3166-1 alpha-2, e.g. DE) from CloudFront-Viewer-Country; null without CloudFront.'),
+  region: f('string', true, 'Viewer region (ISO 3166-2 subdivision, e.g. DE-BY) from CloudFront-Viewer-Country-Region; null without CloudFront.'),
+  asn: f('string', true, 'Viewer autonomous system number from CloudFront-Viewer-ASN; null without CloudFront.'),
   org: f('string', true, 'Organisation operating the ASN (cloud providers, large companies) where the shipped, partial table names it; null otherwise.'),
   visitor_id: f('string', true, 'Keyed hash of (IPv4 address or IPv6 /64, User-Agent, domain, package) with a secret salt that changes every UTC day; for unique counts within a day only.'),
 } as const;

@@ -3,7 +3,11 @@
  * use only functions both engines have (or that DuckDB gets as a macro); their DuckDB answers are
  * checked against independent TypeScript in test/e2e/analytics-queries.test.ts.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { TrinoSQL } from 'dt-sql-parser/dist/parser/trino';
+import { withGeneratedSection } from '../../lambda/core/reference-docs';
+import { analyticsReference } from '../../lambda/analytics/analytics-docs';
 import { loadNamedQueries, parseNamedQuery } from '../../lambda/analytics/named-queries';
 import { DUCKDB_SHIMS } from '../../lambda/local/duckdb-query';
 
@@ -64,4 +68,9 @@ describe('query files that would not work are refused with what to fix', () => {
   test('a question mark in a string literal or comment is not a parameter', () => {
     expect(() => parseNamedQuery('ok_query', `-- Who? Why?\n${body.replace('count(*)', "count(*), 'a?b' AS x")}`)).not.toThrow();
   });
+});
+
+test('the generated reference of docs/ANALYTICS.md is up to date (npm run docs)', () => {
+  const doc = fs.readFileSync(path.join(__dirname, '..', '..', 'docs', 'ANALYTICS.md'), 'utf8');
+  expect(withGeneratedSection(doc, analyticsReference()) === doc).toBe(true);
 });
