@@ -198,11 +198,12 @@ export class LocalGateway {
     if (!outcome.events.length || outcome.domain === null || optedOut(req.headers)) return;
     const userAgent = header(req.headers, 'user-agent');
     const time = new Date();
-    const salt = await this.salt.current(time);
     // Only the socket's own peer address counts (or, behind CloudFront, the viewer address it
-    // sets); a client-supplied X-Forwarded-For is ignored.
+    // sets); a client-supplied X-Forwarded-For is ignored. Read before awaiting: a closed socket
+    // no longer knows its peer.
     const trusted = this.opts.trustViewerHeaders === true;
     const ip = cloudFrontViewerIp(req.headers, { trusted }) ?? raw.socket.remoteAddress ?? null;
+    const salt = await this.salt.current(time);
     const domain = outcome.domain;
     const events = completeEvents(outcome.events, {
       domain,
