@@ -112,6 +112,8 @@ test('X-Forwarded-For, Forwarded and X-Real-IP change neither the visitor id nor
   expect(downloads).toHaveLength(2);
   expect(downloads[0].visitor_id).toEqual(expect.any(String));
   expect(downloads[1].visitor_id).toBe(downloads[0].visitor_id);
+  // Every event got one: the peer address was known when the event was completed.
+  for (const e of written) expect({ path: e.path, visitor_id: e.visitor_id }).toEqual({ path: e.path, visitor_id: expect.stringMatching(/^[\w-]{22}$/) });
   for (const e of written) expect([e.country, e.region, e.asn, e.org]).toEqual([null, null, null, null]);
 });
 
