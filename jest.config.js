@@ -5,7 +5,9 @@ module.exports = {
     {
       displayName: 'unit',
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
-      transform: { '^.+\\.ts$': tsJest },
+      transform: { '^.+\\.ts$': tsJest, '/node_modules/(dt-sql-parser|antlr4-c3)/.+\\.m?js$': '<rootDir>/test/esm-transform.js' },
+      // The Trino SQL parser (named-query tests) ships as ESM only.
+      transformIgnorePatterns: ['/node_modules/(?!(dt-sql-parser|antlr4-c3)/)'],
       testEnvironment: 'node',
     },
     {

@@ -11,6 +11,9 @@ import { LocalGateway } from '../lambda/local/server';
 import { NdjsonEventSink, StdoutEventSink, type EventSink } from '../lambda/local/ndjson-sink';
 import { createLogger } from '../lambda/local/log';
 import type { CompiledRuleSet } from '../lambda/core/compile';
+import { loadNamedQueries } from '../lambda/analytics/named-queries';
+import { runLocalQuery } from '../lambda/local/duckdb-query';
+import { formatResult, isResultFormat, RESULT_FORMATS } from '../lambda/local/result-format';
 
 const PACKAGE_ROOT = path.resolve(__dirname, fs.existsSync(path.resolve(__dirname, '../package.json')) ? '..' : '../..');
 const EXAMPLE_MANIFEST = path.join(PACKAGE_ROOT, 'examples', 'manifest.json');
@@ -122,6 +125,7 @@ const serve: CommandSpec = {
     { name: 'upstream-timeout', value: 'SECONDS', help: 'How long the proxy waits for an upstream\'s response headers before answering 504. Default: 30.' },
     { name: 'access-log', help: 'Log one line per request on stderr (no query strings, no client addresses).' },
     { name: 'log-format', value: 'text|json', help: 'Log line format. Default: text.' },
+    { name: 'trust-cloudfront-headers', help: 'Record country, region and ASN from CloudFront-Viewer-* headers. Only behind CloudFront, which overwrites them: anywhere else clients could forge them. Default: off.' },
   ],
   positionals: 0,
   async run(opts) {
@@ -155,6 +159,7 @@ const serve: CommandSpec = {
       host, port, rules: () => rules, sink, upstreams, log,
       accessLog: opts['access-log'] === true,
       proxy: { headersTimeoutMs: upstreamTimeout * 1000 },
+      trustViewerHeaders: opts['trust-cloudfront-headers'] === true,
     });
     let address;
     try {
@@ -222,7 +227,57 @@ const rulesValidate: CommandSpec = {
   },
 };
 
-const COMMANDS: Record<string, CommandSpec> = { serve, 'rules validate': rulesValidate };
+function parseDay(option: string, v: string): string {
+  const d = new Date(`${v}T00:00:00Z`);
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(v) || Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== v) {
+    throw new UsageError(`--${option} must be a date as YYYY-MM-DD, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+const query: CommandSpec = {
+  usage: 'artifact-gateway query <name> [--events DIR] [--from DATE] [--to DATE] [--format table|json|csv]\n       artifact-gateway query --list',
+  summary: 'Run a named analytics query (the SQL that Athena runs when deployed) locally with DuckDB over\nthe event files the gateway wrote (DIR/dt=YYYY-MM-DD/*.ndjson). Dates are UTC days, inclusive.',
+  options: [
+    { name: 'list', help: 'List the named queries with what each answers.' },
+    { name: 'events', value: 'DIR', help: 'Event files written by "serve --events DIR". Default: ./.gateway/events.' },
+    { name: 'from', value: 'DATE', help: 'First day (YYYY-MM-DD). Default: the earliest.' },
+    { name: 'to', value: 'DATE', help: 'Last day (YYYY-MM-DD). Default: the latest.' },
+    { name: 'format', value: 'table|json|csv', help: 'Output format. Default: table.' },
+  ],
+  async run(opts, args) {
+    const queries = loadNamedQueries();
+    if (opts.list) {
+      if (args.length) throw new UsageError('--list takes no query name');
+      const width = Math.max(...queries.map((q) => q.name.length)) + 2;
+      // The first sentence; the SQL file's header has the rest.
+      for (const q of queries) process.stdout.write(`${q.name.padEnd(width)}${/^.*?[.?!](?=\s|$)/.exec(q.description)?.[0] ?? q.description}\n`);
+      return 0;
+    }
+    if (args.length !== 1) {
+      throw new UsageError(args.length ? `unexpected argument ${JSON.stringify(args[1])}` : 'missing query name (see --list)');
+    }
+    const q = queries.find((x) => x.name === args[0]);
+    if (!q) throw new UsageError(`no query named ${JSON.stringify(args[0])} (queries: ${queries.map((x) => x.name).join(', ')})`);
+    const format = (opts.format as string | undefined) ?? 'table';
+    if (!isResultFormat(format)) throw new UsageError(`--format must be one of ${RESULT_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
+    const from = opts.from !== undefined ? parseDay('from', opts.from as string) : '0000-01-01';
+    const to = opts.to !== undefined ? parseDay('to', opts.to as string) : '9999-12-31';
+    if (from > to) throw new UsageError(`--from ${from} is after --to ${to}`);
+    const eventsDir = path.resolve((opts.events as string | undefined) ?? path.join('.gateway', 'events'));
+    if (!fs.existsSync(eventsDir)) throw new Failure(`no events directory ${eventsDir} (the gateway writes one with "serve --events DIR")`);
+    let result;
+    try {
+      result = await runLocalQuery(q, { eventsDir, from, to });
+    } catch (e) {
+      throw new Failure(`query ${q.name} failed: ${(e as Error).message.split('\n')[0]}`);
+    }
+    process.stdout.write(formatResult(result, format));
+    return 0;
+  },
+};
+
+const COMMANDS: Record<string, CommandSpec> = { serve, 'rules validate': rulesValidate, query };
 
 const TOP_HELP = `usage: artifact-gateway <command> [options]
 
@@ -231,6 +286,7 @@ Serve containers, Python and npm packages and files from your own domain, with d
 commands:
   serve            Run the gateway locally on a manifest (npm start runs this).
   rules validate   Check a manifest and list every problem.
+  query            Run a named analytics query over local events with DuckDB (--list shows them).
 
 Run "artifact-gateway <command> --help" for the options of a command.
 `;
@@ -260,7 +316,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`usage: artifact-gateway rules <subcommand>\n\nsubcommands:\n  validate FILE   Check a manifest and list every problem.\n`);
         return argv[1] === undefined || argv[1] === '--help' || argv[1] === '-h' ? (argv[1] ? 0 : 2) : (process.stderr.write(`artifact-gateway: unknown rules subcommand ${JSON.stringify(argv[1])}\n`), 2);
       }
-      throw new UsageError(`unknown command ${JSON.stringify(argv[0])} (commands: serve, rules validate)`);
+      throw new UsageError(`unknown command ${JSON.stringify(argv[0])} (commands: serve, rules validate, query)`);
     }
     const { opts, args } = parseOptions(spec, argv.slice(key.split(' ').length));
     if (opts.help) {

@@ -1,10 +1,12 @@
-/** Rewrites the generated reference sections of docs/RULES.md and docs/EVENTS.md from the schemas. */
+/** Rewrites the generated reference sections of docs/RULES.md, docs/EVENTS.md and docs/ANALYTICS.md from the schemas and queries. */
 import fs from 'node:fs';
 import path from 'node:path';
 import { eventReference, ruleReference, withGeneratedSection } from '../lambda/core/reference-docs';
+import { analyticsReference } from '../lambda/analytics/analytics-docs';
 
 const root = path.resolve(__dirname, '..');
-for (const [file, content] of [['docs/RULES.md', ruleReference()], ['docs/EVENTS.md', eventReference()]] as const) {
+const generated = [['docs/RULES.md', ruleReference()], ['docs/EVENTS.md', eventReference()], ['docs/ANALYTICS.md', analyticsReference()]] as const;
+for (const [file, content] of generated) {
   const p = path.join(root, file);
   const before = fs.readFileSync(p, 'utf8');
   const after = withGeneratedSection(before, content);

