@@ -88,8 +88,8 @@ function sendError(res: http.ServerResponse, style: 'oci' | 'json', status: numb
   return { status, error: message };
 }
 
-/** One upstream exchange; resolves with the response (headers received) or rejects. */
-function exchange(url: URL, method: string, headers: Record<string, string | string[]>, body: http.IncomingMessage | null, opts: ProxyOptions): Promise<http.IncomingMessage> {
+/** One upstream exchange; resolves with the response (headers received) or rejects. Timeouts come from `opts`. */
+export function exchange(url: URL, method: string, headers: Record<string, string | string[]>, body: http.IncomingMessage | null, opts: ProxyOptions): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     const mod = url.protocol === 'https:' ? https : http;
     const req = mod.request(url, { method, headers, agent: url.protocol === 'https:' ? agents.https : agents.http });

@@ -9,10 +9,13 @@ import type { AddressInfo } from 'node:net';
 import { handleRequest } from '../core/engine';
 import type { CompiledRuleSet } from '../core/compile';
 import type { Decision, GatewayRequest, Headers, Outcome } from '../core/request';
+import type { FinalDecision } from '../core/fetch';
 import { header, optedOut } from '../core/request';
 import { completeEvents } from '../core/complete-event';
 import { visitorId } from '../core/visitor';
 import { DEFAULT_PROXY_OPTIONS, proxyRequest, type ProxyOptions } from './proxy';
+import { carryOutFetch } from './upstream-fetch';
+import { UpstreamCache } from './upstream-cache';
 import type { EventSink } from './ndjson-sink';
 import { DailySalt } from './daily-salt';
 import type { Logger } from './log';
@@ -29,6 +32,8 @@ export interface LocalGatewayOptions {
   readonly proxy?: Partial<Omit<ProxyOptions, 'upstreams'>>;
   /** Log one line per request (method, host, path without query, status, duration). */
   readonly accessLog?: boolean;
+  /** Cache of upstream documents fetched for Python pages and npm packuments (default: 64 MiB, 8 MiB per document). */
+  readonly upstreamCache?: UpstreamCache;
 }
 
 /** Splits a request target into raw path and raw query; absolute-form targets keep only their path. */
@@ -70,8 +75,11 @@ export class LocalGateway {
   private server: http.Server | null = null;
   private readonly salt = new DailySalt();
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly upstreamCache: UpstreamCache;
 
-  constructor(private readonly opts: LocalGatewayOptions) {}
+  constructor(private readonly opts: LocalGatewayOptions) {
+    this.upstreamCache = opts.upstreamCache ?? new UpstreamCache();
+  }
 
   async start(): Promise<AddressInfo> {
     const server = http.createServer({ requestTimeout: 120_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
@@ -131,7 +139,7 @@ export class LocalGateway {
     }
     const headers = req.headers as Headers;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    let greq: GatewayRequest = { method, rawPath: target.rawPath, rawQuery: target.rawQuery, headers, hasBody };
+    let greq: GatewayRequest = { method, rawPath: target.rawPath, rawQuery: target.rawQuery, headers, hasBody, scheme: 'http' };
     const rules = this.opts.rules();
     let outcome: Outcome = handleRequest(rules, greq);
     if (outcome.decision.type === 'read-body') {
@@ -140,7 +148,20 @@ export class LocalGateway {
       outcome = handleRequest(rules, greq);
       if (outcome.decision.type === 'read-body') throw new Error('engine asked for the body twice');
     }
-    const status = await this.carryOut(outcome.decision, req, res, method);
+    let status: number;
+    if (outcome.decision.type === 'fetch') {
+      const d = outcome.decision;
+      const proxyOpts = { ...DEFAULT_PROXY_OPTIONS, ...this.opts.proxy };
+      const r = await carryOutFetch(d, req, res, method, {
+        upstreams: this.opts.upstreams, cache: this.upstreamCache, headersTimeoutMs: proxyOpts.headersTimeoutMs, idleTimeoutMs: proxyOpts.idleTimeoutMs, maxRedirects: 5,
+      }, (final: FinalDecision) => this.carryOut(final, req, res, method));
+      if (r.error) this.opts.log.warn('upstream error', { upstream: d.upstreamHost, status: r.status, error: r.error });
+      status = r.status;
+      // The transform, not the engine, knows what this request was (a download, a miss, ...).
+      outcome = { ...outcome, events: r.events };
+    } else {
+      status = await this.carryOut(outcome.decision, req, res, method);
+    }
     this.record(outcome, greq, status, req);
     if (this.opts.accessLog) {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -173,7 +194,8 @@ export class LocalGateway {
         return r.status;
       }
       case 'read-body':
-        throw new Error('unexpected read-body decision');
+      case 'fetch':
+        throw new Error(`unexpected ${d.type} decision`);
     }
     await new Promise<void>((resolve) => {
       if (res.writableFinished || res.destroyed) return resolve();

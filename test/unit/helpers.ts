@@ -44,9 +44,9 @@ export function location(o: Outcome): string | undefined {
   return o.decision.type === 'redirect' ? o.decision.location : undefined;
 }
 
-export function status(o: Outcome): number | 'proxy' | 'read-body' {
+export function status(o: Outcome): number | 'proxy' | 'read-body' | 'fetch' {
   const d = o.decision;
-  return d.type === 'proxy' ? 'proxy' : d.type === 'read-body' ? 'read-body' : d.status;
+  return d.type === 'proxy' || d.type === 'read-body' || d.type === 'fetch' ? d.type : d.status;
 }
 
 export function bodyText(o: Outcome): string {
