@@ -182,7 +182,8 @@ function throughGateway(p: SimpleProject): SimpleProject {
   return { ...p, files: p.files.map((f) => ({ ...f, url: `/simple/${p.name}/${encodePathSegment(f.filename)}` })) };
 }
 
-type UpstreamAnswer = (project: SimpleProject, up: UpstreamHead) => TransformResult;
+/** Builds the answer from the parsed upstream page; `event` is the request's event, its target the upstream page. */
+type UpstreamAnswer = (project: SimpleProject, event: EventDraft) => TransformResult;
 
 function upstreamTransform(src: UpstreamSource, project: string, event: EventDraft, answer: UpstreamAnswer): UpstreamTransform {
   return {
@@ -198,7 +199,7 @@ function upstreamTransform(src: UpstreamSource, project: string, event: EventDra
         limit: UPSTREAM_PAGE_LIMIT,
         finish(body) {
           try {
-            return answer(parseUpstream(body, up, project), up);
+            return answer(parseUpstream(body, up, project), event);
           } catch (e) {
             if (!(e instanceof SimplePageError)) throw e;
             return { decision: pythonError(502, `upstream index ${src.host}: ${e.message}`), events: [{ ...event, countable: false }] };
@@ -257,7 +258,7 @@ export function handlePython(index: PythonIndex, req: GatewayRequest, segments: 
     const f = negotiate(packageId);
     if (typeof f !== 'string') return f;
     if (ruleProject) return pageAnswer(req, ruleProject.pages[f], event(packageId));
-    return fetchUpstream(src!, project, event(packageId), (p) => pageAnswer(req, renderProject(throughGateway(p), f), event(packageId)));
+    return fetchUpstream(src!, project, event(packageId), (p, ev) => pageAnswer(req, renderProject(throughGateway(p), f), ev));
   }
 
   const isMetadata = fileName.endsWith('.metadata');

@@ -80,7 +80,7 @@ async function publish(userconfig: string, name: string, version: string, extra:
 
 /** An upstream registry that holds back the second half of a packument until the test says so. */
 async function startSlowUpstream(): Promise<number> {
-  slowUpstream = http.createServer((req, res) => {
+  slowUpstream = http.createServer((_req, res) => {
     const versions: Record<string, unknown> = {};
     for (let i = 0; i < 2000; i++) versions[`1.0.${i}`] = { name: 'slow-pkg', version: `1.0.${i}`, readme: 'x'.repeat(200), dist: { tarball: `http://slow.test/slow-pkg/-/slow-pkg-1.0.${i}.tgz`, shasum: 'a'.repeat(40) } };
     const doc = Buffer.from(JSON.stringify({ name: 'slow-pkg', 'dist-tags': { latest: '1.0.1999' }, versions }));
