@@ -5,9 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real clients used by the end-to-end tests (curl; more come with the registry work).
+# Real clients used by the end-to-end tests (curl, pip; more come with the registry work).
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# pip for the Python end-to-end tests (npm comes with Node; verdaccio from npm ci).
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test: installing ${need_apt[*]}"

@@ -7,10 +7,11 @@
 const PART = /^[a-z0-9~-][a-z0-9._~-]*$/i;
 const MAX_NAME = 214;
 
-export type NpmPackagePattern = { kind: 'name'; name: string } | { kind: 'scope'; scope: string };
+export type NpmPackagePattern = { kind: 'name'; name: string } | { kind: 'scope'; scope: string } | { kind: 'any' };
 
-/** `rocket`, `@acme/rocket` or `@acme/*`. */
+/** `rocket`, `@acme/rocket`, `@acme/*`, or `*` (every package). */
 export function parseNpmPackagePattern(v: string): NpmPackagePattern | { problem: string } {
+  if (v === '*') return { kind: 'any' };
   const scoped = /^(@[^/]+)\/([^/]+)$/.exec(v);
   if (scoped) {
     const [, scope, name] = scoped;

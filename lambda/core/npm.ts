@@ -29,6 +29,8 @@ export interface NpmIndex {
   readonly packages: ReadonlyMap<string, NpmTarget>;
   /** `@scope/*` patterns by lower-case scope. */
   readonly scopes: ReadonlyMap<string, NpmTarget>;
+  /** The `*` rule: every other package (so dependencies resolve through the same registry URL). */
+  readonly any: NpmTarget | null;
 }
 
 /** Rules in manifest order, all of one domain; for a name or scope listed twice the later rule wins. */
@@ -36,14 +38,16 @@ export function compileNpm(rules: NpmV1Rule[]): NpmIndex | null {
   if (!rules.length) return null;
   const packages = new Map<string, NpmTarget>();
   const scopes = new Map<string, NpmTarget>();
+  let any: NpmTarget | null = null;
   for (const r of rules) {
     const p = parseNpmPackagePattern(r['package-name']);
     if ('problem' in p) throw new Error(`npm-v1 rule not validated: ${p.problem}`);
     const target = { registry: upstreamOf(r.registry ?? DEFAULT_NPM_REGISTRY), packageId: r['package-id'], cacheSeconds: r['cache-seconds'] ?? 0 };
     if (p.kind === 'name') packages.set(p.name, target);
-    else scopes.set(p.scope, target);
+    else if (p.kind === 'scope') scopes.set(p.scope, target);
+    else any = target;
   }
-  return { packages, scopes };
+  return { packages, scopes, any };
 }
 
 /** The client asked for the abbreviated ("corgi") packument that npm install uses. */
@@ -128,7 +132,7 @@ export function handleNpm(index: NpmIndex, req: GatewayRequest, segments: readon
   if (req.method !== 'GET' && req.method !== 'HEAD') return null;
   const p = parseNpmRequestPath(segments);
   if (!p) return null;
-  const t = index.packages.get(p.name) ?? (p.scope ? index.scopes.get(p.scope) : undefined);
+  const t = index.packages.get(p.name) ?? (p.scope ? index.scopes.get(p.scope) : undefined) ?? index.any;
   if (!t) return null;
   if (p.what.kind === 'tarball') {
     const location = `${t.registry.baseUrl}/${p.name}/-/${encodePathSegment(p.what.file)}`;

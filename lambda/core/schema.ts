@@ -165,7 +165,7 @@ export const fields = {
     const s = v.trim();
     return s === '*' || PROJECT_NAME.test(s) ? ok(s) : bad(`${JSON.stringify(v)} is not a Python project name (letters, digits, "-", "_", "."; starting and ending with a letter or digit) or "*"`);
   }),
-  npmPackage: kind<string>('npm package name ("rocket", "@acme/rocket") or scope pattern ("@acme/*")', (v) => {
+  npmPackage: kind<string>('npm package name ("rocket", "@acme/rocket"), scope pattern ("@acme/*") or "*"', (v) => {
     if (typeof v !== 'string') return bad(`got ${describe(v)}`);
     const p = parseNpmPackagePattern(v.trim());
     return 'problem' in p ? bad(p.problem) : ok(v.trim());
@@ -274,7 +274,7 @@ export const RULE_TYPES = {
     summary: 'npm packages from an upstream registry: packuments are proxied with every tarball URL pointing at the gateway, and tarball downloads redirect to the registry. Not in Scarf.',
     fields: {
       domain: fields.domain('Public registry host, e.g. `npm.example.com`; clients use `--registry https://npm.example.com/`.'),
-      'package-name': fields.npmPackage({ required: true, doc: 'A package (`rocket`, `@acme/rocket`) or every package of a scope (`@acme/*`). A named package wins over its scope pattern.' }),
+      'package-name': fields.npmPackage({ required: true, doc: 'A package (`rocket`, `@acme/rocket`), every package of a scope (`@acme/*`), or `*` for every other package (so the dependencies of an unscoped package resolve through the same `--registry`). A named package wins over its scope pattern, which wins over `*`.' }),
       registry: fields.upstreamBase({ default: 'https://registry.npmjs.org', doc: 'Upstream registry base URL; tarballs are expected at `<registry>/<name>/-/<file>.tgz` (npmjs, verdaccio, Nexus, Artifactory, GitHub\'s npm registry keep that layout).' }),
       'package-id': fields.packageId({ required: true, doc: 'Package id recorded in every event of this rule.' }),
       'cache-seconds': fields.cacheSeconds({ default: 0, doc: 'How long a fetched packument (up to 8 MiB) is reused. `0`: fetch every time, so a new release is installable at once.' }),

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { canConnect, curl, delay, freePort, Gateway, LOCAL, makeTempDir, markerPath, readEvents, removeDir, ROOT, startGateway, waitForEvents, writeJson, type GatewayEventJson } from './helpers';
 import { cleanEnv, run, type Run } from './package-fixtures';
 
@@ -189,6 +190,10 @@ test('npm view works for unscoped and scoped packages (full packuments, all form
   expect(JSON.parse(v.stdout)).toEqual(['1.0.0', '1.1.0']);
   const s = await npm(['view', '@acme/widget', 'dist.tarball', '--registry', registry], dir, userconfig);
   expect(s.stdout.trim()).toBe(`${registry}@acme/widget/-/widget-1.0.0.tgz`);
+  // Compressed for clients that accept gzip (npm does), decoded from whatever the upstream sent.
+  const gz = await curl(gw.url('/rocket-demo'), ['-H', `Host: ${DOMAIN}`, '-H', 'Accept-Encoding: gzip']);
+  expect(gz.headers['content-encoding']).toBe('gzip');
+  expect(JSON.parse(zlib.gunzipSync(gz.body).toString())['dist-tags']).toEqual({ latest: '1.1.0' });
   for (const p of ['/@acme%2fwidget', '/@acme%2Fwidget', '/@acme/widget']) {
     const r = await curl(gw.url(p), ['-H', `Host: ${DOMAIN}`]);
     expect({ p, status: r.status }).toEqual({ p, status: 200 });

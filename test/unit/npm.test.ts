@@ -74,6 +74,19 @@ describe('npm-v1', () => {
     expect(location(handle(set, 'npm.test', '/install.sh/x/y'))).toBe('https://files.test/install.sh/x/y');
   });
 
+  test('"*" takes every other package: named, then scope, then "*"', () => {
+    const withAny = ruleSet([
+      { type: 'npm-v1', domain: 'n.test', 'package-name': 'rocket', registry: 'https://mine.test', 'package-id': 'rocket' },
+      { type: 'npm-v1', domain: 'n.test', 'package-name': '@acme/*', registry: 'https://mine.test', 'package-id': 'acme' },
+      { type: 'npm-v1', domain: 'n.test', 'package-name': '*', 'package-id': 'deps' },
+    ]);
+    expect(fetchOf(handle(withAny, 'n.test', '/rocket')).url).toBe('https://mine.test/rocket');
+    expect(fetchOf(handle(withAny, 'n.test', '/@acme%2fx')).url).toBe('https://mine.test/@acme%2fx');
+    expect(fetchOf(handle(withAny, 'n.test', '/@types%2fnode')).url).toBe('https://registry.npmjs.org/@types%2fnode');
+    expect(handle(withAny, 'n.test', '/left-pad/-/left-pad-1.3.0.tgz').events[0]).toMatchObject({ package_id: 'deps', countable: true });
+    expect(status(handle(withAny, 'n.test', '/-/npm/v1/security/advisories/bulk', { method: 'POST' }))).toBe(404);
+  });
+
   test('a name without a rule on an npm domain: 404 in npm\'s JSON error shape', () => {
     const only = ruleSet([{ type: 'npm-v1', domain: 'n.test', 'package-name': 'rocket', 'package-id': 'r' }]);
     const o = handle(only, 'n.test', '/left-pad');
