@@ -9,8 +9,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { canConnect, curl, delay, freePort, Gateway, LOCAL, makeTempDir, markerPath, readEvents, removeDir, ROOT, startGateway, waitForEvents, writeJson, type GatewayEventJson } from './helpers';
-import { cleanEnv, run, type Run } from './package-fixtures';
+import { canConnect, curl, delay, freePort, Gateway, LOCAL, makeTempDir, removeDir, ROOT, startGateway, writeJson } from './helpers';
+import { cleanEnv, run, settledEvents, type Run } from './package-fixtures';
 
 jest.setTimeout(180_000);
 
@@ -146,12 +146,7 @@ afterAll(async () => {
   removeDir(dir);
 });
 
-async function settledEvents(): Promise<GatewayEventJson[]> {
-  const marker = markerPath();
-  await curl(gw.url(marker), ['-H', `Host: ${DOMAIN}`]);
-  await waitForEvents(events, (e) => e.path === marker);
-  return readEvents(events);
-}
+const settled = () => settledEvents(gw, events, DOMAIN);
 
 test('npm install of an unscoped and a scoped package: lockfile resolved URLs point at the gateway, one download per tarball', async () => {
   const project = path.join(dir, 'project');
@@ -167,7 +162,7 @@ test('npm install of an unscoped and a scoped package: lockfile resolved URLs po
   expect(lock.packages['node_modules/@acme/widget'].resolved).toBe(`${registry}@acme/widget/-/widget-1.0.0.tgz`);
   expect(lock.packages['node_modules/rocket-demo'].integrity).toMatch(/^sha512-/);
 
-  const evs = await settledEvents();
+  const evs = await settled();
   const downloads = evs.filter((e) => e.download);
   expect(downloads.map((e) => [e.package_id, e.file_name, e.version, e.status, e.client_name]).sort()).toEqual([
     ['acme-npm', 'widget-1.0.0.tgz', '1.0.0', 307, 'npm'],
@@ -182,13 +177,13 @@ test('npm install of an unscoped and a scoped package: lockfile resolved URLs po
 
 test('npm ci (with audit on) from the lockfile downloads through the gateway again (a fresh cache), one download each', async () => {
   const project = path.join(dir, 'project');
-  const before = (await settledEvents()).filter((e) => e.download).length;
+  const before = (await settled()).filter((e) => e.download).length;
   fs.rmSync(path.join(project, 'node_modules'), { recursive: true });
   fs.rmSync(path.join(dir, 'npm-cache'), { recursive: true, force: true });
   // With npm's audit on: the gateway does not forward the audit request, and npm installs anyway.
   const r = await npm(['ci', '--audit', '--registry', registry], project, userconfig);
   expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
-  expect((await settledEvents()).filter((e) => e.download).length).toBe(before + 2);
+  expect((await settled()).filter((e) => e.download).length).toBe(before + 2);
 });
 
 test('npm view works for unscoped and scoped packages (full packuments, all forms of the scoped path)', async () => {

@@ -8,7 +8,18 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { LOCAL } from './helpers';
+import { curl, LOCAL, markerPath, readEvents, waitForEvents, type Gateway, type GatewayEventJson } from './helpers';
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+/** Every event answered so far: once a marker request's event is on disk, every earlier one is. */
+export async function settledEvents(gw: Gateway, events: string, host: string): Promise<GatewayEventJson[]> {
+  const marker = markerPath();
+  await curl(gw.url(marker), ['-H', `Host: ${host}`]);
+  await waitForEvents(events, (e) => e.path === marker);
+  return readEvents(events);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Processes

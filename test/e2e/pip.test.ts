@@ -6,8 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { curl, freePort, Gateway, makeTempDir, markerPath, readEvents, removeDir, startGateway, waitForEvents, writeJson, type GatewayEventJson } from './helpers';
-import { buildWheel, pip, StaticServer, type Wheel } from './package-fixtures';
+import { curl, freePort, Gateway, makeTempDir, removeDir, startGateway, writeJson, type GatewayEventJson } from './helpers';
+import { buildWheel, pip, settledEvents, StaticServer, type Wheel } from './package-fixtures';
 
 jest.setTimeout(120_000);
 
@@ -80,13 +80,7 @@ afterAll(async () => {
   removeDir(dir);
 });
 
-/** Every event answered so far (a marker request makes sure earlier events are on disk). */
-async function settledEvents(): Promise<GatewayEventJson[]> {
-  const marker = markerPath();
-  await curl(gw.url(marker), ['-H', `Host: ${DOMAIN}`]);
-  await waitForEvents(events, (e) => e.path === marker);
-  return readEvents(events);
-}
+const settled = () => settledEvents(gw, events, DOMAIN);
 
 const downloadsOf = (evs: GatewayEventJson[], fileName: string) => evs.filter((e) => e.download && e.file_name === fileName);
 
@@ -97,7 +91,7 @@ describe('python-v1 pages', () => {
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
     expect(fs.readFileSync(path.join(out, demo.fileName)).equals(demo.bytes)).toBe(true);
 
-    const evs = await settledEvents();
+    const evs = await settled();
     const page = evs.find((e) => e.path === '/simple/gateway-demo/');
     expect(page).toMatchObject({ kind: 'python', action: 'respond', download: false, package_id: 'demo', client_name: 'pip', status: 200 });
     const [dl] = downloadsOf(evs, demo.fileName);
@@ -110,11 +104,11 @@ describe('python-v1 pages', () => {
 
   test('pip install --target: installs the wheel; exactly one more download', async () => {
     const target = path.join(dir, 'site-demo');
-    const before = downloadsOf(await settledEvents(), demo.fileName).length;
+    const before = downloadsOf(await settled(), demo.fileName).length;
     const r = await pip(['install', '--no-deps', '--target', target, '--index-url', index, 'gateway-demo'], dir);
     expect(r.code).toBe(0);
     expect(fs.readFileSync(path.join(target, 'gateway_demo', '__init__.py'), 'utf8')).toBe("VERSION = '1.0.0'\n");
-    expect(downloadsOf(await settledEvents(), demo.fileName)).toHaveLength(before + 1);
+    expect(downloadsOf(await settled(), demo.fileName)).toHaveLength(before + 1);
   });
 
   test('a wrong hash on the page makes pip refuse the file', async () => {
@@ -152,7 +146,7 @@ describe('python-index-v1 (upstream index)', () => {
       [`/simple/upstream-html/${upHtml2.fileName}`, false],
       [`/simple/upstream-html/${upHtml3.fileName}`, 'broken release'],
     ]);
-    const evs = await settledEvents();
+    const evs = await settled();
     expect(downloadsOf(evs, upHtml2.fileName)).toEqual([expect.objectContaining({ package_id: 'up-html', version: '2.0.0', target: `${files.base}/files/${upHtml2.fileName}`, client_name: 'pip' })]);
   });
 
@@ -161,7 +155,7 @@ describe('python-index-v1 (upstream index)', () => {
     const r = await pip(['download', '--no-deps', '-d', out, '--index-url', index, 'upstream-json'], dir);
     expect(r.code).toBe(0);
     expect(fs.readFileSync(path.join(out, upJson.fileName)).equals(upJson.bytes)).toBe(true);
-    const evs = await settledEvents();
+    const evs = await settled();
     expect(downloadsOf(evs, upJson.fileName)).toEqual([expect.objectContaining({ package_id: 'up-any', version: '1.5.0', client_name: 'pip' })]);
     // The upstream page was fetched as JSON, and once for page and file (cache-seconds: 30).
     const fetched = files.gets('/json-index/upstream-json/');
@@ -181,13 +175,13 @@ describe('python-index-v1 (upstream index)', () => {
   test('unknown projects are a 404 from the upstream, recorded without a download', async () => {
     const r = await curl(`${index}no-such-project/`);
     expect(r.status).toBe(404);
-    const evs = await settledEvents();
+    const evs = await settled();
     expect(evs.find((e) => e.path === '/simple/no-such-project/')).toMatchObject({ action: 'not-found', download: false, package_id: 'up-any' });
   });
 });
 
 test('every full download in the events was a file pip really fetched from the file server', async () => {
-  const evs = await settledEvents();
+  const evs = await settled();
   // By the URL redirected to: the tampered project's link points at another project's wheel.
   const counted = evs.filter((e) => e.download).map((e) => path.basename(new URL(e.target!).pathname)).sort();
   // Full GETs (no Range) of wheels at the file server, by file name.

@@ -26,8 +26,9 @@ afterAll(async () => {
 const ROCKET = '/rocket/1.2.0/rocket-linux-amd64.tar.gz';
 const GITHUB = 'https://github.com/acme/rocket/releases/download/v1.2.0/rocket-linux-amd64.tar.gz';
 
-test('the startup line names the example manifest', () => {
-  expect(gw.stderr).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+ \(9 rules on 4 domains from examples\/manifest\.json/);
+test('the startup line names the example manifest', async () => {
+  // The line is written just after the port opens: wait for it rather than race it.
+  await gw.waitForStderr(/listening on http:\/\/127\.0\.0\.1:\d+ \(9 rules on 4 domains from examples\/manifest\.json/);
 });
 
 test('curl -H "Host: get.localhost" gets a 307 to the GitHub release with Cache-Control: private, no-store', async () => {
