@@ -107,6 +107,7 @@ beforeAll(async () => {
   await publish(publisherrc, 'rocket-demo', '1.0.0');
   await publish(publisherrc, 'rocket-demo', '1.1.0');
   await publish(publisherrc, '@acme/widget', '1.0.0', { dependencies: { 'rocket-demo': '^1.0.0' } });
+  await publish(publisherrc, 'plain-dep', '2.0.0');
 
   const slowPort = await startSlowUpstream();
   const deadPort = await freePort();
@@ -117,9 +118,11 @@ beforeAll(async () => {
       { type: 'npm-v1', domain: DOMAIN, 'package-name': '@acme/*', registry: verdaccioUrl, 'package-id': 'acme-npm' },
       { type: 'npm-v1', domain: DOMAIN, 'package-name': 'slow-pkg', registry: `http://${LOCAL}:${slowPort}`, 'package-id': 'slow' },
       { type: 'npm-v1', domain: DOMAIN, 'package-name': 'dead-pkg', registry: `http://${LOCAL}:${deadPort}`, 'package-id': 'dead' },
+      // Every other package, from the default registry (registry.npmjs.org), which --upstream points at verdaccio.
+      { type: 'npm-v1', domain: DOMAIN, 'package-name': '*', 'package-id': 'npm-dependencies' },
     ],
   });
-  gw = await startGateway({ manifest, events });
+  gw = await startGateway({ manifest, events, upstreams: [`registry.npmjs.org=${verdaccioUrl}`] });
   registry = `http://${DOMAIN}:${gw.port}/`;
   // Users' users have no credentials for the gateway: an empty userconfig.
   userconfig = path.join(dir, 'user.npmrc');
@@ -202,7 +205,15 @@ test('npm view works for unscoped and scoped packages (full packuments, all form
   }
 });
 
-test('unknown packages: 404 in npm\'s JSON error shape, for names without a rule and names the registry lacks', async () => {
+test('--upstream overrides apply to packument fetches; tarball redirects name the rule\'s registry (the contract)', async () => {
+  const v = await npm(['view', 'plain-dep', 'dist.tarball', '--registry', registry], dir, userconfig);
+  expect(v.stdout.trim()).toBe(`${registry}plain-dep/-/plain-dep-2.0.0.tgz`);
+  const t = await curl(gw.url('/plain-dep/-/plain-dep-2.0.0.tgz'), ['-H', `Host: ${DOMAIN}`]);
+  expect(t.status).toBe(307);
+  expect(t.headers.location).toBe('https://registry.npmjs.org/plain-dep/-/plain-dep-2.0.0.tgz');
+});
+
+test('unknown packages: 404 in npm\'s JSON error shape', async () => {
   for (const name of ['left-pad-nowhere', '@acme/missing']) {
     const r = await npm(['view', name, '--registry', registry], dir, userconfig);
     expect({ name, code: r.code }).toEqual({ name, code: 1 });

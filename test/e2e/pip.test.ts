@@ -56,6 +56,11 @@ beforeAll(async () => {
       files: [{ filename: upJson.fileName, url: `${files.base}/files/${upJson.fileName}`, hashes: { sha256: upJson.sha256 }, 'requires-python': '>=3.8', 'core-metadata': { sha256: upJson.metadataSha256 }, size: upJson.bytes.length, 'upload-time': '2025-01-02T03:04:05.000000Z' }],
     }),
   });
+  // Served as if it were PyPI: the rule names no index (pypi.org by default), --upstream points it here.
+  files.route('/pypi/simple/via-override/', {
+    headers: { 'content-type': 'application/vnd.pypi.simple.v1+json' },
+    body: JSON.stringify({ meta: { 'api-version': '1.0' }, name: 'via-override', files: [{ filename: upJson.fileName, url: `${files.base}/files/${upJson.fileName}`, hashes: { sha256: upJson.sha256 } }] }),
+  });
   const deadPort = await freePort();
   const fileUrl = (w: Wheel) => `${files.base}/files/${w.fileName}`;
   index = `http://${DOMAIN}:PORT/simple/`;
@@ -66,11 +71,12 @@ beforeAll(async () => {
       // A wrong hash: pip must refuse the file.
       { type: 'python-v1', domain: DOMAIN, 'package-name': 'tampered', 'file-name': 'tampered-1.0.0-py3-none-any.whl', version: '1.0.0', 'backend-url': fileUrl(demo), 'package-id': 'tampered', 'hash-value': { type: 'sha256', hash: '0'.repeat(64) } },
       { type: 'python-index-v1', domain: DOMAIN, 'package-name': 'upstream-html', 'backend-simple-index-url': `${files.base}/html-index/`, 'package-id': 'up-html' },
+      { type: 'python-index-v1', domain: DOMAIN, 'package-name': 'via-override', 'package-id': 'pypi-mirror', 'cache-seconds': 0 },
       { type: 'python-index-v1', domain: DOMAIN, 'package-name': 'dead-upstream', 'backend-simple-index-url': `http://127.0.0.1:${deadPort}/simple/`, 'package-id': 'dead' },
       { type: 'python-index-v1', domain: DOMAIN, 'package-name': '*', 'backend-simple-index-url': `${files.base}/json-index/`, 'package-id': 'up-any', 'cache-seconds': 30 },
     ],
   });
-  gw = await startGateway({ manifest, events });
+  gw = await startGateway({ manifest, events, upstreams: [`pypi.org=${files.base}/pypi`] });
   index = `http://${DOMAIN}:${gw.port}/simple/`;
 });
 
@@ -161,6 +167,17 @@ describe('python-index-v1 (upstream index)', () => {
     const fetched = files.gets('/json-index/upstream-json/');
     expect(fetched).toHaveLength(1);
     expect(fetched[0].accept).toMatch(/^application\/vnd\.pypi\.simple\.v1\+json/);
+  });
+
+  test('--upstream overrides apply to upstream pages: a rule on pypi.org (the default) served from a local mirror', async () => {
+    const page = await curl(`${index}via-override/`, ['-H', `Accept: ${'application/vnd.pypi.simple.latest+json'}`]);
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toBe('application/vnd.pypi.simple.v1+json');
+    expect(JSON.parse(page.body.toString()).files[0].url).toBe(`/simple/via-override/${upJson.fileName}`);
+    expect(files.gets('/pypi/simple/via-override/')).toHaveLength(1);
+    const file = await curl(`${index}via-override/${upJson.fileName}`, ['-I']); // HEAD: redirected, not a download
+    expect(file.headers.location).toBe(`${files.base}/files/${upJson.fileName}`);
+    expect(files.gets('/pypi/simple/via-override/')).toHaveLength(2); // cache-seconds: 0
   });
 
   test('an unreachable upstream index gives pip a clear 502', async () => {
