@@ -18,8 +18,6 @@ import {
   SimplePageError, UPSTREAM_ACCEPT, versionFromFilename, type RenderedPage, type SimpleFile, type SimpleFormat, type SimpleProject,
 } from './simple-index';
 
-export { escapeHtml } from './simple-index';
-
 export const DEFAULT_SIMPLE_INDEX = 'https://pypi.org/simple/';
 /** Largest upstream project page read (decoded). PyPI's largest JSON pages are a few MiB. */
 export const UPSTREAM_PAGE_LIMIT = 64 * 1024 * 1024;
