@@ -77,6 +77,9 @@ export interface FetchDecision {
   readonly transform: UpstreamTransform;
 }
 
+/** How the gateway names itself to upstreams (some refuse requests without a User-Agent); the client's is never passed on. */
+export const GATEWAY_USER_AGENT = 'artifact-gateway';
+
 /** The cache key of a fetch: URL plus the request headers that select a representation. */
 export function fetchCacheKey(d: Pick<FetchDecision, 'url' | 'headers'>): string {
   const h = Object.keys(d.headers).sort().map((k) => `${k}: ${d.headers[k]}`).join('\n');

@@ -9,14 +9,13 @@ import type { NpmV1Rule } from './schema';
 import { upstreamOf, type Upstream } from './upstream';
 import { header, REDIRECT_CACHE_CONTROL, requestOrigin, type GatewayRequest, type Outcome } from './request';
 import type { EventDraft } from './events';
-import type { FetchPlan, TransformResult, UpstreamHead, UpstreamTransform } from './fetch';
+import { GATEWAY_USER_AGENT, type FetchPlan, type TransformResult, type UpstreamHead, type UpstreamTransform } from './fetch';
 import { createJsonValueRewriter } from './json-rewrite';
 import { encodePathSegment } from './encoding';
 import { packumentPath, parseNpmPackagePattern, parseNpmRequestPath, versionFromTarball, type NpmRequestPath } from './npm-names';
 
 export const DEFAULT_NPM_REGISTRY = 'https://registry.npmjs.org';
 export const ABBREVIATED_PACKUMENT = 'application/vnd.npm.install-v1+json';
-const GATEWAY_USER_AGENT = 'artifact-gateway (+https://github.com/artifact-gateway)';
 
 interface NpmTarget {
   readonly registry: Upstream;

@@ -11,7 +11,7 @@
 import type { PythonIndexV1Rule, PythonV1Rule } from './schema';
 import { header, REDIRECT_CACHE_CONTROL, requestOrigin, type GatewayRequest, type Outcome } from './request';
 import type { EventDraft } from './events';
-import type { FetchPlan, TransformResult, UpstreamHead, UpstreamTransform } from './fetch';
+import { GATEWAY_USER_AGENT, type FetchPlan, type TransformResult, type UpstreamHead, type UpstreamTransform } from './fetch';
 import { encodePathSegment } from './encoding';
 import {
   metadataUrl, negotiateSimpleFormat, normalizeProjectName, NOT_ACCEPTABLE_BODY, parseProjectPage, PROJECT_NAME, renderProject, renderRoot,
@@ -215,7 +215,7 @@ function fetchUpstream(src: UpstreamSource, project: string, event: EventDraft, 
   const url = `${src.indexUrl}${project}/`;
   return {
     decision: {
-      type: 'fetch', url, upstreamHost: src.host, headers: { accept: UPSTREAM_ACCEPT }, cacheSeconds: src.cacheSeconds,
+      type: 'fetch', url, upstreamHost: src.host, headers: { accept: UPSTREAM_ACCEPT, 'user-agent': GATEWAY_USER_AGENT }, cacheSeconds: src.cacheSeconds,
       transform: upstreamTransform(src, project, { ...event, target: event.target ?? url }, answer),
     },
     events: [],
