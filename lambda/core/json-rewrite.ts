@@ -88,6 +88,14 @@ export function createJsonValueRewriter(parentKey: string, key: string, rewrite:
       for (let i = 0; i < chunk.length; i++) {
         const b = chunk[i];
         if (inString) {
+          if (role === 'other' && !escaped && b !== QUOTE && b !== BACKSLASH) {
+            // Inside a string nobody looks at (READMEs are most of a packument): skip to the next quote or backslash.
+            const q = chunk.indexOf(QUOTE, i);
+            const e = chunk.indexOf(BACKSLASH, i);
+            const next = q < 0 ? e : e < 0 ? q : Math.min(q, e);
+            i = (next < 0 ? chunk.length : next) - 1;
+            continue;
+          }
           if (escaped) {
             escaped = false;
           } else if (b === BACKSLASH) {
