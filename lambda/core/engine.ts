@@ -10,6 +10,7 @@ import { handleCatchAll, handleFiles } from './files';
 import { handlePython } from './python';
 import { handleTelemetry } from './telemetry';
 import { handlePixel } from './pixel';
+import { handleNpm, npmError } from './npm';
 import { BODY_LIMIT } from './body-events';
 import { requestHost, type GatewayRequest, type Outcome } from './request';
 import type { EventDraft, EventKind } from './events';
@@ -33,10 +34,10 @@ function notFound(rawPath: string): Outcome['decision'] {
     : { type: 'respond', status: 404, headers: {}, body: '' };
 }
 
-function guessKind(segments: readonly string[] | null): EventKind {
+function guessKind(d: DomainIndex, segments: readonly string[] | null): EventKind {
   if (segments?.[0] === 'v2') return 'docker';
   if (segments?.[0] === 'simple') return 'python';
-  return 'file';
+  return d.npm ? 'npm' : 'file';
 }
 
 function route(d: DomainIndex, req: GatewayRequest, segments: readonly string[] | null): Omit<Outcome, 'domain'> | 'read-body' | null {
@@ -52,12 +53,16 @@ function route(d: DomainIndex, req: GatewayRequest, segments: readonly string[] 
     const r = handleTelemetry(d.telemetry, req, segments, d.domain);
     if (r) return r;
   }
+  if (d.npm) {
+    const r = handleNpm(d.npm, req, segments, d.domain);
+    if (r) return r;
+  }
   if (d.files) {
     const r = handleFiles(d.files, req);
     if (r) return r;
   }
   if (d.python) {
-    const r = handlePython(d.python, req, segments);
+    const r = handlePython(d.python, req, segments, d.domain);
     if (r) return r;
   }
   if (d.catchAll) return handleCatchAll(d.catchAll, req);
@@ -79,6 +84,8 @@ export function handleRequest(set: CompiledRuleSet, req: GatewayRequest): Outcom
   if (r === 'read-body') return { decision: { type: 'read-body', limit: BODY_LIMIT }, events: [], domain };
   if (r) return { ...r, domain };
   // Recorded without a package, so mistyped install commands show up in analytics.
-  const miss: EventDraft = { kind: guessKind(segments), action: 'not-found', countable: false, package_id: null };
-  return { decision: notFound(req.rawPath), events: [miss], domain };
+  const miss: EventDraft = { kind: guessKind(d, segments), action: 'not-found', countable: false, package_id: null };
+  // npm reads the registry's JSON error shape; everything else keeps Scarf's answer.
+  const decision = miss.kind === 'npm' ? npmError(404, 'Not found') : notFound(req.rawPath);
+  return { decision, events: [miss], domain };
 }

@@ -1,94 +1,124 @@
 /**
- * python-v1: a PEP 503 simple repository built from one rule per distribution file. All
- * python-v1 rules of a domain form one repository at `/simple/`.
+ * Python simple repositories at `/simple/`: python-v1 (a page built from one rule per file, as
+ * Scarf does) and python-index-v1 (pages fetched from an upstream index, with every file link
+ * pointed at the gateway). Both answer PEP 503 HTML or PEP 691 JSON as the client's `Accept`
+ * asks, match project names after PEP 503 normalisation, and redirect file downloads.
  *
  * Fixed from Scarf: pages are sorted (deterministic bytes and ETags) and HTML-escaped, HEAD on a
- * file redirects like GET, `If-None-Match` uses the RFC's weak comparison, pages carry
- * `Cache-Control` and `Vary`.
+ * file redirects like GET, `/simple/pkg` redirects to `/simple/pkg/`, `If-None-Match` uses the
+ * RFC's weak comparison, pages carry `Cache-Control` and `Vary: Accept`.
  */
-import { createHash } from 'node:crypto';
-import type { PythonV1Rule } from './schema';
-import { header, REDIRECT_CACHE_CONTROL, type GatewayRequest, type Outcome } from './request';
+import type { PythonIndexV1Rule, PythonV1Rule } from './schema';
+import { header, REDIRECT_CACHE_CONTROL, requestOrigin, type GatewayRequest, type Outcome } from './request';
 import type { EventDraft } from './events';
+import { GATEWAY_USER_AGENT, type FetchPlan, type TransformResult, type UpstreamHead, type UpstreamTransform } from './fetch';
+import { encodePathSegment } from './encoding';
+import {
+  metadataUrl, negotiateSimpleFormat, normalizeProjectName, NOT_ACCEPTABLE_BODY, parseProjectPage, PROJECT_NAME, renderProject, renderRoot,
+  SimplePageError, UPSTREAM_ACCEPT, versionFromFilename, type RenderedPage, type SimpleFile, type SimpleFormat, type SimpleProject,
+} from './simple-index';
 
-interface PythonFile {
+export const DEFAULT_SIMPLE_INDEX = 'https://pypi.org/simple/';
+/** Largest upstream project page read (decoded). PyPI's largest JSON pages are a few MiB. */
+export const UPSTREAM_PAGE_LIMIT = 64 * 1024 * 1024;
+const FORMATS: SimpleFormat[] = ['legacy-html', 'html', 'json'];
+
+type Pages = Readonly<Record<SimpleFormat, RenderedPage>>;
+
+interface RuleFile {
   readonly fileName: string;
   readonly version: string;
   readonly backendUrl: string;
-  readonly hash: { type: string; hash: string } | null;
-  readonly gpgSig: boolean | null;
-  readonly requiresPython: string | null;
+  readonly metadata: boolean;
 }
 
-interface Page {
-  readonly body: string;
-  readonly etag: string;
-  readonly length: number;
-}
-
-interface PythonProject {
-  readonly name: string;
+interface RuleProject {
   readonly packageId: string;
-  readonly files: Map<string, PythonFile>;
-  readonly page: Page;
+  readonly files: ReadonlyMap<string, RuleFile>;
+  readonly pages: Pages;
+}
+
+interface UpstreamSource {
+  /** Base URL of the upstream index, ending in `/`. */
+  readonly indexUrl: string;
+  readonly host: string;
+  readonly packageId: string;
+  readonly cacheSeconds: number;
 }
 
 export interface PythonIndex {
-  readonly projects: Map<string, PythonProject>;
-  readonly root: Page;
+  /** python-v1 projects by normalised name. */
+  readonly projects: ReadonlyMap<string, RuleProject>;
+  /** python-index-v1 projects by normalised name. */
+  readonly upstream: ReadonlyMap<string, UpstreamSource>;
+  /** The python-index-v1 `*` rule. */
+  readonly anyProject: UpstreamSource | null;
+  readonly root: Pages;
 }
 
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+function allFormats(render: (f: SimpleFormat) => RenderedPage): Pages {
+  return Object.fromEntries(FORMATS.map((f) => [f, render(f)])) as Record<SimpleFormat, RenderedPage>;
 }
 
-/** Path-segment encoding for hrefs: keeps what is legal in a path segment. */
-const hrefSegment = (s: string) => encodeURIComponent(s).replace(/%2B/gi, '+').replace(/%40/gi, '@').replace(/%3A/gi, ':').replace(/%2C/gi, ',');
-
-function page(body: string): Page {
-  const bytes = Buffer.from(body, 'utf8');
-  return { body, length: bytes.length, etag: `"${createHash('sha256').update(bytes).digest('base64url')}"` };
+function ruleFileModel(name: string, r: PythonV1Rule): SimpleFile {
+  const meta = r['core-metadata'];
+  return {
+    filename: r['file-name'],
+    url: `/simple/${encodePathSegment(name)}/${encodePathSegment(r['file-name'])}`,
+    hashes: r['hash-value'] ? { [r['hash-value'].type]: r['hash-value'].hash } : {},
+    requiresPython: r['requires-python'] ?? null,
+    yanked: r.yanked ?? false,
+    coreMetadata: meta == null || meta === false ? false : meta === true ? true : { [meta.type]: meta.hash },
+    gpgSig: r['gpg-sig'] ?? null,
+  };
 }
 
-const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-function projectPage(name: string, files: Map<string, PythonFile>): Page {
-  const lines = [...files.values()].sort((a, b) => byCodePoint(a.fileName, b.fileName)).map((f) => {
-    const fragment = f.hash ? `#${f.hash.type}=${f.hash.hash}` : '';
-    const href = `/simple/${hrefSegment(name)}/${hrefSegment(f.fileName)}${fragment}`;
-    const gpg = f.gpgSig === null ? '' : ` data-gpg-sig="${f.gpgSig}"`;
-    const rp = f.requiresPython === null ? '' : ` data-requires-python="${escapeHtml(f.requiresPython)}"`;
-    return `<a href="${escapeHtml(href)}"${gpg}${rp}>${escapeHtml(f.fileName)}</a><br>\n`;
-  });
-  return page(`<!DOCTYPE html><html><head><meta name="pypi:repository-version" content="1.0"><title>Links for ${escapeHtml(name)}</title></head><body><h1>Links for ${escapeHtml(name)}</h1>\n${lines.join('')}</body></html>`);
+function upstreamSource(r: PythonIndexV1Rule): UpstreamSource {
+  const u = new URL(r['backend-simple-index-url'] ?? DEFAULT_SIMPLE_INDEX);
+  u.hash = '';
+  u.search = '';
+  if (!u.pathname.endsWith('/')) u.pathname += '/';
+  return { indexUrl: u.toString(), host: u.host, packageId: r['package-id'], cacheSeconds: r['cache-seconds'] ?? 60 };
 }
 
-function rootPage(names: string[]): Page {
-  const lines = names.sort(byCodePoint).map((n) => `<a href="/simple/${escapeHtml(hrefSegment(n))}/">${escapeHtml(n)}</a><br>\n`);
-  return page(`<!DOCTYPE html><html><head><meta name="pypi:repository-version" content="1.0"><title>Simple index</title></head><body>\n${lines.join('')}</body></html>`);
-}
-
-/** Rules in manifest order, all of one domain. For a project or file listed twice, the later rule wins (as in Scarf). */
-export function compilePython(rules: PythonV1Rule[]): PythonIndex | null {
-  if (!rules.length) return null;
-  const acc = new Map<string, { packageId: string; files: Map<string, PythonFile> }>();
+/**
+ * Rules in manifest order, all of one domain. For a project or file listed twice, the later
+ * rule wins (as in Scarf); names that normalise alike are one project.
+ */
+export function compilePython(rules: PythonV1Rule[], indexRules: PythonIndexV1Rule[] = []): PythonIndex | null {
+  if (!rules.length && !indexRules.length) return null;
+  const acc = new Map<string, { name: string; packageId: string; files: Map<string, { rule: PythonV1Rule; model: SimpleFile }> }>();
   for (const r of rules) {
-    const name = r['package-name'];
-    const p = acc.get(name) ?? { packageId: r['package-id'], files: new Map() };
+    const key = normalizeProjectName(r['package-name']);
+    const p = acc.get(key) ?? { name: r['package-name'], packageId: r['package-id'], files: new Map() };
     p.packageId = r['package-id'];
-    p.files.set(r['file-name'], {
-      fileName: r['file-name'],
-      version: r.version,
-      backendUrl: r['backend-url'],
-      hash: r['hash-value'] ?? null,
-      gpgSig: r['gpg-sig'] ?? null,
-      requiresPython: r['requires-python'] ?? null,
-    });
-    acc.set(name, p);
+    p.files.set(r['file-name'], { rule: r, model: ruleFileModel(p.name, r) });
+    acc.set(key, p);
   }
-  const projects = new Map<string, PythonProject>();
-  for (const [name, p] of acc) projects.set(name, { name, packageId: p.packageId, files: p.files, page: projectPage(name, p.files) });
-  return { projects, root: rootPage([...projects.keys()]) };
+  const projects = new Map<string, RuleProject>();
+  const rootNames = new Map<string, string>();
+  for (const [key, p] of acc) {
+    const model: SimpleProject = { name: key, files: [...p.files.values()].map((f) => f.model), apiVersion: '1.0' };
+    const files = new Map<string, RuleFile>();
+    for (const [fileName, { rule, model: m }] of p.files) {
+      files.set(fileName, { fileName, version: rule.version, backendUrl: rule['backend-url'], metadata: m.coreMetadata !== false });
+    }
+    projects.set(key, { packageId: p.packageId, files, pages: allFormats((f) => renderProject(model, f, p.name)) });
+    rootNames.set(key, p.name);
+  }
+  const upstream = new Map<string, UpstreamSource>();
+  let anyProject: UpstreamSource | null = null;
+  for (const r of indexRules) {
+    if (r['package-name'] === '*') {
+      anyProject = upstreamSource(r);
+      continue;
+    }
+    const key = normalizeProjectName(r['package-name']);
+    upstream.set(key, upstreamSource(r));
+    if (!rootNames.has(key)) rootNames.set(key, key);
+  }
+  const names = [...rootNames.values()];
+  return { projects, upstream, anyProject, root: allFormats((f) => renderRoot(names, f)) };
 }
 
 /** RFC 9110 If-None-Match: weak comparison, `*` matches any current representation. */
@@ -105,35 +135,148 @@ export function etagMatches(ifNoneMatch: string | undefined, etag: string): bool
 
 type PythonResult = Omit<Outcome, 'domain'>;
 
-function servePage(req: GatewayRequest, p: Page, event: EventDraft): PythonResult {
-  const headers = { etag: p.etag, 'cache-control': 'no-cache', vary: 'Accept' };
+const PAGE_HEADERS = { 'cache-control': 'no-cache', vary: 'Accept' };
+
+function pythonError(status: number, message: string): TransformResult['decision'] {
+  return { type: 'respond', status, headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', vary: 'Accept' }, body: `${message}\n` };
+}
+
+function pageAnswer(req: GatewayRequest, p: RenderedPage, event: EventDraft): TransformResult {
+  const headers = { ...PAGE_HEADERS, etag: p.etag };
   if (etagMatches(header(req.headers, 'if-none-match'), p.etag)) {
     return { decision: { type: 'respond', status: 304, headers, body: '' }, events: [{ ...event, action: 'not-modified' }] };
   }
   return {
-    decision: { type: 'respond', status: 200, headers: { ...headers, 'content-type': 'text/html; charset=utf-8', 'content-length': String(p.length) }, body: req.method === 'HEAD' ? '' : p.body },
+    decision: { type: 'respond', status: 200, headers: { ...headers, 'content-type': p.contentType, 'content-length': String(p.length) }, body: req.method === 'HEAD' ? '' : p.body },
     events: [event],
   };
 }
 
-/** Handles `/simple/...` GET and HEAD; null for anything else (later rules get a turn). */
-export function handlePython(index: PythonIndex, req: GatewayRequest, segments: readonly string[] | null): PythonResult | null {
-  if ((req.method !== 'GET' && req.method !== 'HEAD') || !segments || segments[0] !== 'simple') return null;
-  const pageEvent = (packageId: string | null): EventDraft => ({ kind: 'python', action: 'respond', countable: false, package_id: packageId, file_name: null, version: null, target: null });
-  if (segments.length === 2 && segments[1] === '') return servePage(req, index.root, pageEvent(null));
-  const project = segments.length >= 3 ? index.projects.get(segments[1]) : undefined;
-  if (!project) return null;
-  if (segments.length === 3 && segments[2] === '') return servePage(req, project.page, pageEvent(project.packageId));
-  if (segments.length !== 3) return null;
-  const file = project.files.get(segments[2]);
-  if (!file) return null;
+function redirect(location: string, event: EventDraft): PythonResult {
+  return { decision: { type: 'redirect', status: 307, location, headers: { 'cache-control': REDIRECT_CACHE_CONTROL } }, events: [{ ...event, target: location }] };
+}
+
+/** A full GET of a distribution file is a download; HEAD, Range requests (uv and poetry read wheel metadata so) and `.metadata` files are not. */
+const isFullGet = (req: GatewayRequest) => req.method === 'GET' && header(req.headers, 'range') === undefined;
+
+// ---------------------------------------------------------------------------------------------
+// Upstream pages
+
+const decoder = new TextDecoder();
+/** Parsed pages by the body bytes they came from: a body the adapter's cache hands out again is parsed once. */
+const parsedBodies = new WeakMap<Uint8Array, SimpleProject>();
+
+function parseUpstream(body: Uint8Array, up: UpstreamHead, project: string): SimpleProject {
+  let p = parsedBodies.get(body);
+  if (!p) {
+    p = parseProjectPage(decoder.decode(body), up.headers['content-type'], up.url, project);
+    parsedBodies.set(body, p);
+  }
+  return p;
+}
+
+/** The upstream project with every file link pointing at the gateway (`/simple/<project>/<file>`). */
+function throughGateway(p: SimpleProject): SimpleProject {
+  return { ...p, files: p.files.map((f) => ({ ...f, url: `/simple/${p.name}/${encodePathSegment(f.filename)}` })) };
+}
+
+/** Builds the answer from the parsed upstream page; `event` is the request's event, its target the upstream page. */
+type UpstreamAnswer = (project: SimpleProject, event: EventDraft) => TransformResult;
+
+function upstreamTransform(src: UpstreamSource, project: string, event: EventDraft, answer: UpstreamAnswer): UpstreamTransform {
   return {
-    decision: { type: 'redirect', status: 307, location: file.backendUrl, headers: { 'cache-control': REDIRECT_CACHE_CONTROL } },
-    events: [{
-      kind: 'python', action: 'redirect',
-      // A full GET of a distribution file is a download; HEAD and Range requests are not.
-      countable: req.method === 'GET' && header(req.headers, 'range') === undefined,
-      package_id: project.packageId, version: file.version, file_name: file.fileName, target: file.backendUrl,
-    }],
+    onHead(up): FetchPlan {
+      if (up.status === 404 || up.status === 410) {
+        return { type: 'answer', decision: pythonError(404, `${project} is not on this index`), events: [{ ...event, action: 'not-found', countable: false }] };
+      }
+      if (up.status !== 200) {
+        return { type: 'answer', decision: pythonError(502, `upstream index ${src.host} answered ${up.status}`), events: [{ ...event, countable: false }] };
+      }
+      return {
+        type: 'buffer',
+        limit: UPSTREAM_PAGE_LIMIT,
+        finish(body) {
+          try {
+            return answer(parseUpstream(body, up, project), event);
+          } catch (e) {
+            if (!(e instanceof SimplePageError)) throw e;
+            return { decision: pythonError(502, `upstream index ${src.host}: ${e.message}`), events: [{ ...event, countable: false }] };
+          }
+        },
+      };
+    },
+    onFailure(failure, message) {
+      return { decision: pythonError(failure === 'timeout' ? 504 : 502, message), events: [{ ...event, countable: false }] };
+    },
   };
+}
+
+function fetchUpstream(src: UpstreamSource, project: string, event: EventDraft, answer: UpstreamAnswer): PythonResult {
+  const url = `${src.indexUrl}${project}/`;
+  return {
+    decision: {
+      type: 'fetch', url, upstreamHost: src.host, headers: { accept: UPSTREAM_ACCEPT, 'user-agent': GATEWAY_USER_AGENT }, cacheSeconds: src.cacheSeconds,
+      transform: upstreamTransform(src, project, { ...event, target: event.target ?? url }, answer),
+    },
+    events: [],
+  };
+}
+
+function fileNotFound(event: EventDraft, project: string, file: string): TransformResult {
+  return { decision: pythonError(404, `${project} has no file ${file}`), events: [{ ...event, action: 'not-found', countable: false, target: null }] };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Handles `/simple/...` GET and HEAD; null for anything else (later rules get a turn). */
+export function handlePython(index: PythonIndex, req: GatewayRequest, segments: readonly string[] | null, domain: string): PythonResult | null {
+  if ((req.method !== 'GET' && req.method !== 'HEAD') || !segments || segments[0] !== 'simple') return null;
+  const event = (packageId: string | null): EventDraft => ({ kind: 'python', action: 'respond', countable: false, package_id: packageId, file_name: null, version: null, target: null });
+  const negotiate = (packageId: string | null): SimpleFormat | PythonResult => {
+    const f = negotiateSimpleFormat(header(req.headers, 'accept'));
+    return f ?? { decision: pythonError(406, NOT_ACCEPTABLE_BODY.trimEnd()), events: [{ ...event(packageId), action: 'rejected' }] };
+  };
+  const addSlash = (packageId: string | null) => redirect(`${requestOrigin(req, domain)}${req.rawPath}/${req.rawQuery}`, { ...event(packageId), action: 'redirect' });
+
+  if (segments.length === 1) return addSlash(null);
+  if (segments.length === 2 && segments[1] === '') {
+    const f = negotiate(null);
+    return typeof f === 'string' ? pageAnswer(req, index.root[f], event(null)) : f;
+  }
+  const project = normalizeProjectName(segments[1]);
+  const ruleProject = index.projects.get(project);
+  // Only names PEP 508 allows are asked of an upstream.
+  const src = ruleProject || !PROJECT_NAME.test(segments[1]) ? null : index.upstream.get(project) ?? index.anyProject;
+  const packageId = ruleProject?.packageId ?? src?.packageId;
+  if (packageId === undefined || segments.length > 3) return null;
+  if (segments.length === 2) return addSlash(packageId);
+
+  const fileName = segments[2];
+  if (fileName === '') {
+    const f = negotiate(packageId);
+    if (typeof f !== 'string') return f;
+    if (ruleProject) return pageAnswer(req, ruleProject.pages[f], event(packageId));
+    return fetchUpstream(src!, project, event(packageId), (p, ev) => pageAnswer(req, renderProject(throughGateway(p), f), ev));
+  }
+
+  const isMetadata = fileName.endsWith('.metadata');
+  const distName = isMetadata ? fileName.slice(0, -'.metadata'.length) : fileName;
+  const fileEvent = (version: string | null): EventDraft => ({
+    kind: 'python', action: 'redirect', countable: !isMetadata && isFullGet(req), package_id: packageId, version, file_name: fileName, target: null,
+  });
+  if (ruleProject) {
+    const exact = ruleProject.files.get(fileName);
+    if (exact) return redirect(exact.backendUrl, { ...fileEvent(exact.version), countable: isFullGet(req) });
+    const dist = isMetadata ? ruleProject.files.get(distName) : undefined;
+    return dist?.metadata ? redirect(metadataUrl(dist.backendUrl), fileEvent(dist.version)) : null;
+  }
+  return fetchUpstream(src!, project, fileEvent(null), (p) => {
+    const exact = p.files.find((f) => f.filename === fileName);
+    const dist = exact ? null : isMetadata ? p.files.find((f) => f.filename === distName && f.coreMetadata !== false) : undefined;
+    const file = exact ?? dist;
+    if (!file) return fileNotFound(fileEvent(null), project, fileName);
+    const location = exact ? file.url : metadataUrl(file.url);
+    const ev = { ...fileEvent(versionFromFilename(project, file.filename)), countable: exact ? isFullGet(req) : false, target: location };
+    return { decision: { type: 'redirect', status: 307, location, headers: { 'cache-control': REDIRECT_CACHE_CONTROL } }, events: [ev] };
+  });
 }

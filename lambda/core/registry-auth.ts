@@ -14,7 +14,7 @@
  * Pure: the upstream exchanges go through the `RegistryHttp` port an adapter provides.
  */
 import { queryPairs } from './encoding';
-import { header, type Headers } from './request';
+import { requestOrigin, type GatewayRequest } from './request';
 
 /** Path of the gateway's token endpoint on a registry domain that uses the gateway's realm. */
 export const TOKEN_PATH = '/v2/token';
@@ -87,9 +87,8 @@ export function gatewayChallenge(realm: string, service: string, scope?: string)
 }
 
 /** The realm URL of a request's domain, as the client reached it (scheme, host and port). */
-export function realmOf(scheme: 'http' | 'https' | undefined, headers: Headers): string {
-  const host = (header(headers, 'x-forwarded-host') ?? header(headers, 'host') ?? '').trim();
-  return `${scheme ?? 'https'}://${host}${TOKEN_PATH}`;
+export function realmOf(req: GatewayRequest, domain: string): string {
+  return `${requestOrigin(req, domain)}${TOKEN_PATH}`;
 }
 
 export interface Scope {

@@ -3,6 +3,7 @@
  * URL, ...) translate their own request objects into a GatewayRequest and carry out the Decision.
  */
 import type { EventDraft } from './events';
+import type { FetchDecision } from './fetch';
 
 export type Headers = Readonly<Record<string, string | readonly string[] | undefined>>;
 
@@ -21,7 +22,7 @@ export interface GatewayRequest {
   readonly body?: Uint8Array;
   /** The body was longer than the limit the engine asked for. */
   readonly bodyTruncated?: boolean;
-  /** Scheme the client used to reach the gateway, for URLs the gateway hands out (its token realm); default `https`. */
+  /** Scheme the client used to reach the adapter, when no `X-Forwarded-Proto` says otherwise (default https). */
   readonly scheme?: 'http' | 'https';
 }
 
@@ -62,7 +63,9 @@ export type Decision =
   /** Answer with these bytes (an empty body for HEAD, with the headers of GET). */
   | { readonly type: 'respond'; readonly status: number; readonly headers: Readonly<Record<string, string>>; readonly body: Uint8Array | string }
   /** The matched rule needs the request body: read at most `limit` bytes and call the engine again. */
-  | { readonly type: 'read-body'; readonly limit: number };
+  | { readonly type: 'read-body'; readonly limit: number }
+  /** Fetch an upstream document and answer with what its transform makes of it (fetch.ts). */
+  | FetchDecision;
 
 export interface Outcome {
   readonly decision: Decision;
@@ -83,6 +86,21 @@ export function header(headers: Headers, name: string): string | undefined {
 export function requestHost(headers: Headers): string {
   const xfh = header(headers, 'x-forwarded-host');
   return (xfh !== undefined ? xfh : header(headers, 'host') ?? '').trim().toLowerCase();
+}
+
+const ORIGIN_HOST = /^(?:[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
+
+/**
+ * The gateway's own origin as the client addressed it (`scheme://host[:port]`), for absolute URLs
+ * in answers (npm tarball URLs, redirects). Host: the first `X-Forwarded-Host` value, else `Host`,
+ * port kept; a malformed value falls back to `fallbackHost` (the matched domain). Scheme: the first
+ * `X-Forwarded-Proto` value, else the adapter's `scheme`, else https.
+ */
+export function requestOrigin(req: GatewayRequest, fallbackHost: string): string {
+  const proto = header(req.headers, 'x-forwarded-proto')?.split(',')[0].trim().toLowerCase();
+  const scheme = proto === 'http' || proto === 'https' ? proto : req.scheme ?? 'https';
+  const raw = (header(req.headers, 'x-forwarded-host') ?? header(req.headers, 'host') ?? '').split(',')[0].trim().toLowerCase();
+  return `${scheme}://${ORIGIN_HOST.test(raw) ? raw : fallbackHost}`;
 }
 
 /** The request opted out of tracking (`DNT: 1` or `Sec-GPC: 1`): serve it, record nothing. */

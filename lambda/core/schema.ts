@@ -9,6 +9,8 @@ import { parseTemplate, TemplateSyntaxError } from './uri-template';
 import { parseImagePattern, ImagePatternError } from './image-pattern';
 import { parseUpstream } from './upstream';
 import { compileFileRegex } from './file-regex';
+import { PROJECT_NAME } from './simple-index';
+import { parseNpmPackagePattern } from './npm-names';
 
 /** What a field check returns: the accepted (possibly normalised) value, or a problem. */
 export type FieldCheck<T> = { ok: true; value: T } | { ok: false; problem: string };
@@ -73,6 +75,15 @@ export function normaliseDomain(v: string): FieldCheck<string> {
 
 const stringCheck = (v: unknown): FieldCheck<string> => (typeof v === 'string' ? ok(v) : bad(`got ${describe(v)}`));
 
+function upstreamCheck(v: unknown): FieldCheck<string> {
+  if (typeof v !== 'string') return bad(`got ${describe(v)}`);
+  const u = parseUpstream(v);
+  return 'problem' in u ? bad(u.problem) : ok(v.trim());
+}
+
+/** Longest `cache-seconds` accepted: a day; upstream pages older than that help nobody. */
+export const MAX_CACHE_SECONDS = 86_400;
+
 export const fields = {
   string: kind<string>('string', stringCheck),
   nonEmptyString: kind<string>('non-empty string', (v) => {
@@ -84,11 +95,8 @@ export const fields = {
     kind<string>('host name, e.g. "get.example.com"', (v) => (typeof v === 'string' ? normaliseDomain(v) : bad(`got ${describe(v)}`)))({ required: true, doc }),
   packageId: kind<string>('string (your package id, recorded in events)', stringCheck),
   upstream: (doc: string) =>
-    kind<string>('host[:port] (https) or a base URL such as "http://127.0.0.1:5000"', (v) => {
-      if (typeof v !== 'string') return bad(`got ${describe(v)}`);
-      const u = parseUpstream(v);
-      return 'problem' in u ? bad(u.problem) : ok(v.trim());
-    })({ required: true, doc }),
+    kind<string>('host[:port] (https) or a base URL such as "http://127.0.0.1:5000"', upstreamCheck)({ required: true, doc }),
+  upstreamBase: kind<string>('base URL such as "https://registry.npmjs.org" (or a bare host, meaning https)', upstreamCheck),
   httpUrl: kind<string>('absolute http(s) URL', (v) => {
     if (typeof v !== 'string') return bad(`got ${describe(v)}`);
     try {
@@ -139,18 +147,38 @@ export const fields = {
     const i = v.findIndex((x) => typeof x !== 'string');
     return i >= 0 ? bad(`item ${i} is ${describe(v[i])}, expected a string`) : ok(v as string[]);
   }),
-  hashValue: kind<{ type: string; hash: string }>('{"type": "sha256", "hash": "<hex>"}', (v) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad(`got ${describe(v)}`);
-    const o = v as Record<string, unknown>;
-    if (typeof o.type !== 'string' || !/^[a-z0-9_-]+$/i.test(o.type)) return bad('"type" must be a hash name such as "sha256"');
-    if (typeof o.hash !== 'string' || !/^[0-9a-f]+$/i.test(o.hash)) return bad('"hash" must be a hex digest');
-    return ok({ type: o.type, hash: o.hash });
-  }),
+  hashValue: kind<{ type: string; hash: string }>('{"type": "sha256", "hash": "<hex>"}', (v) => hashCheck(v)),
   enumOf: <E extends string>(values: readonly E[]) =>
     kind<E>(values.map((x) => JSON.stringify(x)).join(' | '), (v) =>
       (typeof v === 'string' && (values as readonly string[]).includes(v) ? ok(v as E) : bad(`got ${describe(v)}`))),
   positiveInt: kind<number>('positive integer', (v) => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? ok(v) : bad(`got ${describe(v)}`))),
+  cacheSeconds: kind<number>(`whole number of seconds, 0 to ${MAX_CACHE_SECONDS}`, (v) =>
+    (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_CACHE_SECONDS ? ok(v) : bad(`got ${describe(v)}`))),
+  /** PEP 592: `true`, or the reason as a string. */
+  yanked: kind<boolean | string>('true, false or a reason string', (v) => (typeof v === 'boolean' || typeof v === 'string' ? ok(v) : bad(`got ${describe(v)}`))),
+  coreMetadata: kind<boolean | { type: string; hash: string }>('true, false or {"type": "sha256", "hash": "<hex>"}', (v) => {
+    if (typeof v === 'boolean') return ok(v);
+    return hashCheck(v);
+  }),
+  pythonProject: kind<string>('project name, e.g. "rocket", or "*"', (v) => {
+    if (typeof v !== 'string') return bad(`got ${describe(v)}`);
+    const s = v.trim();
+    return s === '*' || PROJECT_NAME.test(s) ? ok(s) : bad(`${JSON.stringify(v)} is not a Python project name (letters, digits, "-", "_", "."; starting and ending with a letter or digit) or "*"`);
+  }),
+  npmPackage: kind<string>('npm package name ("rocket", "@acme/rocket"), scope pattern ("@acme/*") or "*"', (v) => {
+    if (typeof v !== 'string') return bad(`got ${describe(v)}`);
+    const p = parseNpmPackagePattern(v.trim());
+    return 'problem' in p ? bad(p.problem) : ok(v.trim());
+  }),
 };
+
+function hashCheck(v: unknown): FieldCheck<{ type: string; hash: string }> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad(`got ${describe(v)}`);
+  const o = v as Record<string, unknown>;
+  if (typeof o.type !== 'string' || !/^[a-z0-9_-]+$/i.test(o.type)) return bad('"type" must be a hash name such as "sha256"');
+  if (typeof o.hash !== 'string' || !/^[0-9a-f]+$/i.test(o.hash)) return bad('"hash" must be a hex digest');
+  return ok({ type: o.type, hash: o.hash });
+}
 
 const informational = (name: string) =>
   fields.string({ doc: `Informational (${name}); kept when the manifest is exported, not used for routing.`, informational: true });
@@ -214,10 +242,10 @@ export const RULE_TYPES = {
     },
   },
   'python-v1': {
-    summary: 'One distribution file of a PEP 503 simple index served at `/simple/`; all python-v1 rules of a domain form one index.',
+    summary: 'One distribution file of a simple index (PEP 503 HTML, PEP 691 JSON) served at `/simple/`; all python-v1 rules of a domain form one index.',
     fields: {
       domain: fields.domain(),
-      'package-name': fields.nonEmptyString({ required: true, doc: 'Project name, e.g. `numpy`.' }),
+      'package-name': fields.nonEmptyString({ required: true, doc: 'Project name, e.g. `numpy`. Requests match it after PEP 503 normalisation (`/simple/Foo.Bar_baz/` is the project `foo-bar-baz`).' }),
       'file-name': fields.nonEmptyString({ required: true, doc: 'Distribution file name, e.g. `numpy-1.3.0.tar.gz`.' }),
       version: fields.string({ required: true, doc: 'Version, recorded in events.' }),
       'backend-url': fields.httpUrl({ required: true, doc: 'Where downloads are redirected (a `#sha256=` fragment is kept).' }),
@@ -225,7 +253,31 @@ export const RULE_TYPES = {
       'hash-value': fields.hashValue({ doc: 'Hash shown on the index link as `#<type>=<hash>`.' }),
       'gpg-sig': fields.boolean({ doc: 'Rendered as `data-gpg-sig`.' }),
       'requires-python': fields.string({ doc: 'Rendered as `data-requires-python` (escaped).' }),
+      yanked: fields.yanked({ doc: 'PEP 592: `true` or a reason marks the file yanked (`data-yanked`, JSON `yanked`). Not in Scarf.' }),
+      'core-metadata': fields.coreMetadata({ doc: 'PEP 658: the backend serves the file\'s METADATA at `<backend-url>.metadata`; `true`, or the metadata file\'s hash. Adds `data-core-metadata`, and `<file>.metadata` redirects there. Not in Scarf.' }),
       'backend-simple-index-url': fields.string({ doc: 'Accepted for compatibility; see `python-index-v1` for serving from an upstream index.', informational: true }),
+      owner: informational('owner'),
+    },
+  },
+  'python-index-v1': {
+    summary: 'A project (or every project) served from an upstream simple index: the gateway fetches the upstream page, points every file link at itself and redirects downloads to the upstream file. Not in Scarf.',
+    fields: {
+      domain: fields.domain(),
+      'package-name': fields.pythonProject({ required: true, doc: 'Project name (matched after PEP 503 normalisation), or `*` for every project the upstream has. A named project wins over `*`; a python-v1 project wins over both.' }),
+      'backend-simple-index-url': fields.httpUrl({ default: 'https://pypi.org/simple/', doc: 'Upstream simple index base URL; project pages are fetched from `<url>/<normalised name>/`, as JSON when the upstream offers it.' }),
+      'package-id': fields.packageId({ required: true, doc: 'Package id recorded in every event of this rule.' }),
+      'cache-seconds': fields.cacheSeconds({ default: 60, doc: 'How long a fetched upstream page is reused (also for the file redirects that need it). `0`: fetch every time.' }),
+      owner: informational('owner'),
+    },
+  },
+  'npm-v1': {
+    summary: 'npm packages from an upstream registry: packuments are proxied with every tarball URL pointing at the gateway, and tarball downloads redirect to the registry. Not in Scarf.',
+    fields: {
+      domain: fields.domain('Public registry host, e.g. `npm.example.com`; clients use `--registry https://npm.example.com/`.'),
+      'package-name': fields.npmPackage({ required: true, doc: 'A package (`rocket`, `@acme/rocket`), every package of a scope (`@acme/*`), or `*` for every other package (so the dependencies of an unscoped package resolve through the same `--registry`). A named package wins over its scope pattern, which wins over `*`.' }),
+      registry: fields.upstreamBase({ default: 'https://registry.npmjs.org', doc: 'Upstream registry base URL; tarballs are expected at `<registry>/<name>/-/<file>.tgz` (npmjs, verdaccio, Nexus, Artifactory, GitHub\'s npm registry keep that layout).' }),
+      'package-id': fields.packageId({ required: true, doc: 'Package id recorded in every event of this rule.' }),
+      'cache-seconds': fields.cacheSeconds({ default: 0, doc: 'How long a fetched packument (up to 8 MiB) is reused. `0`: fetch every time, so a new release is installable at once.' }),
       owner: informational('owner'),
     },
   },
@@ -284,6 +336,8 @@ export type PythonV1Rule = RuleOf<'python-v1'>;
 export type CatchAllV1Rule = RuleOf<'catch-all-v1'>;
 export type TelemetryV1Rule = RuleOf<'telemetry-v1'>;
 export type PixelV1Rule = RuleOf<'pixel-v1'>;
+export type PythonIndexV1Rule = RuleOf<'python-index-v1'>;
+export type NpmV1Rule = RuleOf<'npm-v1'>;
 export type Rule = { [T in RuleType]: RuleOf<T> }[RuleType];
 
 /** A manifest: Scarf's `{"rules": [...]}`; other top-level keys are ignored. */

@@ -6,6 +6,7 @@
 import { RULE_TYPES, RULE_TYPE_NAMES, Rule, RuleType, FieldSpec, type DockerV1Rule, type DockerV2Rule } from './schema';
 import { parseTemplate } from './uri-template';
 import { usesGatewayRealm } from './docker';
+import { normalizeProjectName } from './simple-index';
 
 export interface Problem {
   /** Index of the rule in the manifest's `rules` array; null for manifest-level problems. */
@@ -140,8 +141,16 @@ function duplicateWarnings(rules: Rule[]): Problem[] {
       key = `docker|${r.domain}|${r['repository-name']}`;
       what = `image ${r['repository-name']} is also served by rule %d; the earlier rule wins`;
     } else if (r.type === 'python-v1') {
-      key = `python|${r.domain}|${r['package-name']}|${r['file-name']}`;
+      key = `python|${r.domain}|${normalizeProjectName(r['package-name'])}|${r['file-name']}`;
       what = `file ${r['file-name']} of ${r['package-name']} is also listed by rule %d; this later rule wins`;
+    } else if (r.type === 'python-index-v1') {
+      const name = r['package-name'] === '*' ? '*' : normalizeProjectName(r['package-name']);
+      key = `python-index|${r.domain}|${name}`;
+      what = `project ${name} is also served by rule %d; this later rule wins`;
+    } else if (r.type === 'npm-v1') {
+      const name = r['package-name'].endsWith('/*') ? r['package-name'].toLowerCase() : r['package-name'];
+      key = `npm|${r.domain}|${name}`;
+      what = `${name} is also served by rule %d; this later rule wins`;
     } else if (r.type === 'file-v1' || r.type === 'file-v2') {
       key = `${r.type}|${r.domain}|${r['incoming-path']}`;
       what = `the same incoming-path as rule %d; this later rule wins`;

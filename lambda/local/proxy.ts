@@ -166,7 +166,7 @@ function overridePathPrefix(host: string, upstreams: ReadonlyMap<string, string>
  * One upstream exchange; resolves with the response (headers received) or rejects. `rawPath`,
  * when given, is sent exactly as it is instead of the URL's (normalised) path and query.
  */
-function exchange(url: URL, method: string, headers: Record<string, string | string[]>, body: http.IncomingMessage | null, opts: ProxyOptions, rawPath?: string): Promise<http.IncomingMessage> {
+export function exchange(url: URL, method: string, headers: Record<string, string | string[]>, body: http.IncomingMessage | null, opts: ProxyOptions, rawPath?: string): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     const secure = url.protocol === 'https:';
     const req = (secure ? https : http).request({

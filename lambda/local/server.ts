@@ -9,11 +9,14 @@ import type { AddressInfo } from 'node:net';
 import { handleRequest } from '../core/engine';
 import type { CompiledRuleSet } from '../core/compile';
 import type { Decision, GatewayRequest, Headers, Outcome } from '../core/request';
+import type { FinalDecision } from '../core/fetch';
 import { header, optedOut } from '../core/request';
 import { completeEvents } from '../core/complete-event';
 import { visitorId } from '../core/visitor';
 import { issueGatewayToken, type ChallengeCache, type RegistryHttp } from '../core/registry-auth';
 import { DEFAULT_PROXY_OPTIONS, fetchUpstream, proxyRequest, type ProxyOptions } from './proxy';
+import { carryOutFetch } from './upstream-fetch';
+import { UpstreamCache } from './upstream-cache';
 import type { EventSink } from './ndjson-sink';
 import { InMemorySaltStore } from './daily-salt';
 import { DailySaltCache, type DailySaltStore } from '../analytics/daily-salt';
@@ -39,6 +42,8 @@ export interface LocalGatewayOptions {
   readonly trustViewerHeaders?: boolean;
   /** Where visitor-id salts come from. Default: random, in memory, one per UTC day. */
   readonly saltStore?: DailySaltStore;
+  /** Cache of upstream documents fetched for Python pages and npm packuments (default: 64 MiB, 8 MiB per document). */
+  readonly upstreamCache?: UpstreamCache;
 }
 
 /** Splits a request target into raw path and raw query; absolute-form targets keep only their path. */
@@ -103,11 +108,13 @@ export class LocalGateway {
   private readonly registryHttp: RegistryHttp;
   private readonly salt: DailySaltCache;
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly upstreamCache: UpstreamCache;
 
   constructor(private readonly opts: LocalGatewayOptions) {
     const proxyOpts = { ...DEFAULT_PROXY_OPTIONS, ...opts.proxy, upstreams: opts.upstreams };
     this.registryHttp = { get: (url, headers) => fetchUpstream(url, headers, proxyOpts) };
     this.salt = new DailySaltCache(opts.saltStore ?? new InMemorySaltStore(), { onError: (m) => opts.log.warn(m) });
+    this.upstreamCache = opts.upstreamCache ?? new UpstreamCache();
   }
 
   async start(): Promise<AddressInfo> {
@@ -170,9 +177,7 @@ export class LocalGateway {
     }
     const headers = req.headers as Headers;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    // Plain http here; a TLS-terminating proxy in front says so (only URLs handed back to this client depend on it).
-    const scheme = header(headers, 'x-forwarded-proto')?.trim().toLowerCase() === 'https' ? 'https' : 'http';
-    let greq: GatewayRequest = { method, rawPath: target.rawPath, rawQuery: target.rawQuery, headers, hasBody, scheme };
+    let greq: GatewayRequest = { method, rawPath: target.rawPath, rawQuery: target.rawQuery, headers, hasBody, scheme: 'http' };
     const rules = this.opts.rules();
     let outcome: Outcome = handleRequest(rules, greq);
     if (outcome.decision.type === 'read-body') {
@@ -181,7 +186,20 @@ export class LocalGateway {
       outcome = handleRequest(rules, greq);
       if (outcome.decision.type === 'read-body') throw new Error('engine asked for the body twice');
     }
-    const status = await this.carryOut(outcome.decision, req, res, method);
+    let status: number;
+    if (outcome.decision.type === 'fetch') {
+      const d = outcome.decision;
+      const proxyOpts = { ...DEFAULT_PROXY_OPTIONS, ...this.opts.proxy };
+      const r = await carryOutFetch(d, req, res, method, {
+        upstreams: this.opts.upstreams, cache: this.upstreamCache, headersTimeoutMs: proxyOpts.headersTimeoutMs, idleTimeoutMs: proxyOpts.idleTimeoutMs, maxRedirects: 5,
+      }, (final: FinalDecision) => this.carryOut(final, req, res, method));
+      if (r.error) this.opts.log.warn('upstream error', { upstream: d.upstreamHost, status: r.status, error: r.error });
+      status = r.status;
+      // The transform, not the engine, knows what this request was (a download, a miss, ...).
+      outcome = { ...outcome, events: r.events };
+    } else {
+      status = await this.carryOut(outcome.decision, req, res, method);
+    }
     await this.record(outcome, greq, status, req);
     if (this.opts.accessLog) {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -214,7 +232,8 @@ export class LocalGateway {
         return r.status;
       }
       case 'read-body':
-        throw new Error('unexpected read-body decision');
+      case 'fetch':
+        throw new Error(`unexpected ${d.type} decision`);
     }
     await finished(res);
     return d.status;

@@ -44,9 +44,9 @@ export function location(o: Outcome): string | undefined {
   return o.decision.type === 'redirect' ? o.decision.location : undefined;
 }
 
-export function status(o: Outcome): number | 'proxy' | 'read-body' | 'registry-token' {
+export function status(o: Outcome): number | 'proxy' | 'read-body' | 'registry-token' | 'fetch' {
   const d = o.decision;
-  return d.type === 'proxy' || d.type === 'read-body' || d.type === 'registry-token' ? d.type : d.status;
+  return d.type === 'proxy' || d.type === 'read-body' || d.type === 'registry-token' || d.type === 'fetch' ? d.type : d.status;
 }
 
 export function bodyText(o: Outcome): string {

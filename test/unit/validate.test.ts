@@ -13,6 +13,8 @@ const VALID: Record<RuleType, Record<string, unknown>> = {
   'catch-all-v1': { type: 'catch-all-v1', domain: 'dl.example.com', 'package-id': 'p5' },
   'telemetry-v1': { type: 'telemetry-v1', domain: 't.example.com', 'incoming-path': '/events', 'package-id': 'p6' },
   'pixel-v1': { type: 'pixel-v1', domain: 'static.example.com', 'incoming-path': '/a.png', 'package-id': null },
+  'python-index-v1': { type: 'python-index-v1', domain: 'py.example.com', 'package-name': 'rocket', 'package-id': 'p7' },
+  'npm-v1': { type: 'npm-v1', domain: 'npm.example.com', 'package-name': '@acme/*', 'package-id': 'p8' },
 };
 
 const errorsOf = (rule: Record<string, unknown>): Problem[] => validateManifest({ rules: [rule] }).errors;
@@ -42,7 +44,7 @@ describe('validateManifest', () => {
   test.each(RULE_TYPE_NAMES)('%s: every field, given a value of the wrong JSON type, is reported', (type) => {
     const fields = RULE_TYPES[type].fields as Record<string, { expected: string }>;
     for (const name of Object.keys(fields)) {
-      const wrong = name === 'access-tokens' || name === 'hash-value' ? 42 : name === 'always-proxy' || name === 'gpg-sig' ? 'yes' : 42;
+      const wrong = name === 'always-proxy' || name === 'gpg-sig' || name === 'cache-seconds' ? 'yes' : 42;
       const errors = errorsOf({ ...VALID[type], [name]: wrong });
       expect(errors.map((e) => e.field)).toEqual([name]);
       expect(errors[0].message).toContain(`expected ${fields[name].expected}`);
@@ -120,6 +122,19 @@ describe('validateManifest', () => {
       ['telemetry-v1', 'incoming-path', 'events', /must start with "\/"/],
       ['telemetry-v1', 'access-tokens', ['ok', 3], /item 1 is number 3/],
       ['pixel-v1', 'incoming-path', 'a.png', /must start with "\/"/],
+      ['python-v1', 'yanked', 1, /true, false or a reason string/],
+      ['python-v1', 'core-metadata', { type: 'sha256', hash: 'xyz' }, /"hash" must be a hex digest/],
+      ['python-index-v1', 'package-name', 'rocket launcher', /not a Python project name/],
+      ['python-index-v1', 'package-name', '-rocket', /not a Python project name/],
+      ['python-index-v1', 'backend-simple-index-url', 'pypi.org/simple', /not an absolute URL/],
+      ['python-index-v1', 'cache-seconds', -1, /0 to 86400/],
+      ['python-index-v1', 'cache-seconds', 1.5, /0 to 86400/],
+      ['npm-v1', 'package-name', '@acme', /write a scoped package as "@scope\/name"/],
+      ['npm-v1', 'package-name', 'acme/rocket', /write a scoped package/],
+      ['npm-v1', 'package-name', '.hidden', /not a valid npm package name/],
+      ['npm-v1', 'package-name', '@ac me/x', /not a valid npm scope/],
+      ['npm-v1', 'package-name', '@acme/ro cket', /not a valid npm package name/],
+      ['npm-v1', 'registry', 'ftp://registry.test', /only http and https/],
     ];
     for (const [type, field, value, message] of cases) {
       const errors = errorsOf({ ...VALID[type], [field]: value });
@@ -141,6 +156,11 @@ describe('validateManifest', () => {
         VALID['docker-v1'],
         VALID['python-v1'],
         VALID['python-v1'],
+        { ...VALID['python-v1'], 'package-name': 'ROCKET' },
+        VALID['npm-v1'],
+        { ...VALID['npm-v1'], 'package-name': '@ACME/*' },
+        VALID['python-index-v1'],
+        { ...VALID['python-index-v1'], 'package-name': 'ROCKET' },
       ],
     });
     expect(r.errors).toEqual([]);
@@ -149,6 +169,9 @@ describe('validateManifest', () => {
       [1, 'mode', expect.stringMatching(/conflicts with always-proxy/)],
       [2, null, expect.stringMatching(/also served by rule 1; the earlier rule wins/)],
       [4, null, expect.stringMatching(/also listed by rule 3; this later rule wins/)],
+      [5, null, expect.stringMatching(/of ROCKET is also listed by rule 3/)],
+      [7, null, expect.stringMatching(/@acme\/\* is also served by rule 6; this later rule wins/)],
+      [9, null, expect.stringMatching(/project rocket is also served by rule 8; this later rule wins/)],
     ]);
   });
 });
