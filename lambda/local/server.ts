@@ -8,8 +8,9 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { handleRequest } from '../core/engine';
 import type { CompiledRuleSet } from '../core/compile';
+import { RulesUnavailableError, staticRuleSource, type RuleSource } from '../core/rule-source';
 import type { Decision, GatewayRequest, Headers, Outcome } from '../core/request';
-import { header, optedOut } from '../core/request';
+import { header, optedOut, requestHost } from '../core/request';
 import { completeEvents } from '../core/complete-event';
 import { visitorId } from '../core/visitor';
 import { DEFAULT_PROXY_OPTIONS, proxyRequest, type ProxyOptions } from './proxy';
@@ -20,8 +21,11 @@ import type { Logger } from './log';
 export interface LocalGatewayOptions {
   readonly host: string;
   readonly port: number;
-  /** The rules in force; called per request, so a reload takes effect at once. */
-  readonly rules: () => CompiledRuleSet;
+  /**
+   * The rules in force, asked per request (so a reload takes effect at once): a `RuleSource`
+   * (per host, possibly loading from a store), or a function returning the whole compiled set.
+   */
+  readonly rules: RuleSource | (() => CompiledRuleSet);
   readonly sink: EventSink;
   /** `host[:port]` -> base URL (`--upstream`). */
   readonly upstreams: ReadonlyMap<string, string>;
@@ -70,8 +74,11 @@ export class LocalGateway {
   private server: http.Server | null = null;
   private readonly salt = new DailySalt();
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly ruleSource: RuleSource;
 
-  constructor(private readonly opts: LocalGatewayOptions) {}
+  constructor(private readonly opts: LocalGatewayOptions) {
+    this.ruleSource = typeof opts.rules === 'function' ? staticRuleSource(opts.rules) : opts.rules;
+  }
 
   async start(): Promise<AddressInfo> {
     const server = http.createServer({ requestTimeout: 120_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
@@ -132,7 +139,20 @@ export class LocalGateway {
     const headers = req.headers as Headers;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     let greq: GatewayRequest = { method, rawPath: target.rawPath, rawQuery: target.rawQuery, headers, hasBody };
-    const rules = this.opts.rules();
+    let rules: CompiledRuleSet;
+    try {
+      const found = this.ruleSource.rulesFor(requestHost(headers));
+      rules = found instanceof Promise ? await found : found;
+    } catch (e) {
+      if (!(e instanceof RulesUnavailableError)) throw e;
+      // The store has logged why; clients (registries, pip, npm) retry a 503.
+      req.resume();
+      const body = JSON.stringify({ error: 'rules_unavailable', message: 'the gateway cannot load its rules right now; try again shortly' });
+      res.writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': '1', 'content-length': String(Buffer.byteLength(body)) });
+      res.end(body);
+      if (this.opts.accessLog) this.opts.log.info(`${method} ${e.domain}${target.rawPath} 503 rules unavailable`);
+      return;
+    }
     let outcome: Outcome = handleRequest(rules, greq);
     if (outcome.decision.type === 'read-body') {
       const { body, truncated } = await readBody(req, outcome.decision.limit);
