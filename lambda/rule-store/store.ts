@@ -261,7 +261,7 @@ export class RuleStore implements RuleSource {
       invalidNow.add(signature);
       if (!e.reportedInvalid.has(signature)) {
         this.count('InvalidRuleItems');
-        this.opts.log?.warn(`rules: skipping invalid item ${problems.join('; ')}; the other rules of ${e.domain} are served`, { domain: e.domain, rule_id: item.rule_id ?? null });
+        this.opts.log?.warn(`rules: skipping invalid ${problems.join('; ')}; the other rules of ${e.domain} are served`, { domain: e.domain, rule_id: item.rule_id ?? null });
       }
     });
     e.reportedInvalid = invalidNow;

@@ -58,8 +58,12 @@ export function createDocumentClient(config: Omit<RuleTableConfig, 'tableName' |
     requestHandler: { connectionTimeout: config.connectTimeoutMs ?? 3_000, requestTimeout: config.requestTimeoutMs ?? 10_000, throwOnRequestTimeout: true },
   };
   if (config.endpoint) c.endpoint = config.endpoint;
-  // DynamoDB Local accepts any credentials; do not make people invent some.
-  if (isLoopbackEndpoint(config.endpoint) && !hasCredentialConfig(env)) c.credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+  if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
+    c.credentials = { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN || undefined };
+  } else if (isLoopbackEndpoint(config.endpoint) && !hasCredentialConfig(env)) {
+    // DynamoDB Local accepts any credentials; do not make people invent some.
+    c.credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+  }
   return DynamoDBDocumentClient.from(new DynamoDBClient(c), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
     unmarshallOptions: { wrapNumbers: false },
