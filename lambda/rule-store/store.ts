@@ -44,7 +44,7 @@ export type RuleStoreMetric =
 
 export interface RuleStoreOptions {
   /** Every item of one domain (the partition `domain`), e.g. `RuleTable.queryDomain`. */
-  readonly load: (domain: string) => Promise<Record<string, unknown>[]>;
+  readonly load: (domain: string) => Promise<readonly object[]>;
   /** Age after which a request triggers a background refresh. Default 5 s. */
   readonly ttlMs?: number;
   /** The same for domains without rules. Default: `ttlMs`. */
@@ -246,7 +246,8 @@ export class RuleStore implements RuleSource {
     return e.loading;
   }
 
-  private loaded(e: Entry, items: Record<string, unknown>[], started: number): void {
+  private loaded(e: Entry, stored: readonly object[], started: number): void {
+    const items = stored as readonly Record<string, unknown>[];
     this.count('RuleLoads');
     const rules: Array<{ rule: Rule; item: Record<string, unknown> }> = [];
     const invalidNow = new Set<string>();

@@ -274,7 +274,7 @@ describe('deploy-managed and run-time rules are kept apart', () => {
     // --take-over makes it a run-time rule; the next deploy leaves it alone, and removes only its own stale rule.
     await ok(['rules', 'import', changed, '--take-over', ...at(table)]);
     const second = await syncDeployRules(direct, [deployRules[0]]);
-    expect(second.plan.steps.map((s) => [s.action, (s.after ?? s.before)!['incoming-path']])).toEqual(expect.arrayContaining([['conflict', '/deployed'], ['remove', '/also-deployed'], ['keep', '/ops']]));
+    expect(second.plan.steps.map((s) => [s.action, ((s.after ?? s.before) as Record<string, unknown>)['incoming-path']])).toEqual(expect.arrayContaining([['conflict', '/deployed'], ['remove', '/also-deployed'], ['keep', '/ops']]));
     const after = await listItems(table);
     expect(after.map((i) => [i['incoming-path'], i.source, i['outgoing-url']])).toEqual([
       ['/deployed', 'runtime', 'https://ops.example.test/a'],

@@ -71,11 +71,11 @@ describe('toItems (the write path of the CDK construct)', () => {
   test('two rules with one identity become the one the gateway serves: docker-v1 the earlier, others the later', () => {
     const docker = (registry: string) => ({ type: 'docker-v1', domain: 'cr.example.test', 'repository-name': 'acme/api', registry, 'package-id': 'p' });
     const d = toItems([docker('ghcr.io'), docker('quay.io')], { source: 'runtime' });
-    expect(d.items.map((i) => (i as Record<string, unknown>).registry)).toEqual(['ghcr.io']);
+    expect(d.items.map((i) => (i as unknown as Record<string, unknown>).registry)).toEqual(['ghcr.io']);
     expect(d.duplicates).toEqual([{ index: 1, keptIndex: 0, domain: 'cr.example.test', ruleId: d.items[0].rule_id }]);
     const f = toItems([file('get.example.test', '/a', 'https://one.example.test/'), file('get.example.test', '/b', null), file('get.example.test', '/a', 'https://two.example.test/')], { source: 'runtime' });
-    expect(f.items.map((i) => [(i as Record<string, unknown>)['incoming-path'], i.position])).toEqual([['/b', 0], ['/a', 1]]);
-    expect((f.items[1] as Record<string, unknown>)['outgoing-url']).toBe('https://two.example.test/');
+    expect(f.items.map((i) => [(i as unknown as Record<string, unknown>)['incoming-path'], i.position])).toEqual([['/b', 0], ['/a', 1]]);
+    expect((f.items[1] as unknown as Record<string, unknown>)['outgoing-url']).toBe('https://two.example.test/');
   });
 });
 
@@ -140,7 +140,7 @@ describe('write plans: deploy-managed and run-time rules are kept apart', () => 
   const D = 'get.example.test';
   const stored = (rules: unknown[], source: 'deploy' | 'runtime', revision = 3) =>
     toItems(rules, { source, now: NOW }).items.map((it) => ({ ...it, revision }) as Record<string, unknown>);
-  const actions = (plan: ReturnType<typeof planWrite>) => plan.steps.map((s) => [s.action, String((s.after ?? s.before)!['incoming-path'])] as [PlanAction, string]);
+  const actions = (plan: ReturnType<typeof planWrite>) => plan.steps.map((s) => [s.action, String(((s.after ?? s.before) as Record<string, unknown>)['incoming-path'])] as [PlanAction, string]);
 
   test('CLI import: add, change (revision + 1), unchanged; without --prune other run-time rules stay', () => {
     const existing = stored([file(D, '/a', 'https://x.example.test/a'), file(D, '/b', 'https://x.example.test/b'), file(D, '/c', null)], 'runtime');

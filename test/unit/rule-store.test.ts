@@ -4,7 +4,7 @@
  * invalid items, the negative cache and the LRU bounds.
  */
 import { RuleStore, type RuleStoreOptions, type StoreLogger } from '../../lambda/rule-store/store';
-import { toItems, type RuleItem } from '../../lambda/rule-store/items';
+import { toItems } from '../../lambda/rule-store/items';
 import { RulesUnavailableError } from '../../lambda/core/rule-source';
 import type { CompiledRuleSet } from '../../lambda/core/compile';
 import { handle, location, status } from './helpers';
@@ -23,6 +23,7 @@ interface Deferred {
 /** A fake table: items per domain, a call log, and optionally held or failing loads. */
 class FakeTable {
   readonly items = new Map<string, Record<string, unknown>[]>();
+
   readonly calls: string[] = [];
   failWith: unknown = null;
   hold = false;
@@ -30,7 +31,7 @@ class FakeTable {
 
   put(rules: unknown[]): void {
     this.items.clear();
-    for (const it of toItems(rules, { source: 'runtime' }).items) this.items.set(it.domain, [...(this.items.get(it.domain) ?? []), it]);
+    for (const it of toItems(rules, { source: 'runtime' }).items) this.items.set(it.domain, [...(this.items.get(it.domain) ?? []), it as unknown as Record<string, unknown>]);
   }
 
   load = (domain: string): Promise<Record<string, unknown>[]> => {
@@ -239,8 +240,7 @@ describe('invalid items', () => {
   test('an invalid item is skipped with a log line naming it and the problem; the other rules serve; logged once per revision', async () => {
     const { table, store, clock, log } = setup();
     table.put([fileRule(GET, '/a', 'https://one.example.test/a'), fileRule(GET, '/b', 'https://one.example.test/b')]);
-    const items = table.items.get(GET)! as RuleItem[];
-    const bad = items[1] as unknown as Record<string, unknown>;
+    const bad = table.items.get(GET)![1];
     bad['incoming-path'] = '/b/{unclosed';
     await rules(store, GET);
     const set = await rules(store, GET);
