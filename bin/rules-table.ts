@@ -12,6 +12,7 @@ import { formatProblem, parseManifest, type Problem } from '../lambda/core/valid
 import type { Rule } from '../lambda/core/schema';
 import {
   applyPlan,
+  canonicalItem,
   checkItem,
   compareItems,
   ConcurrentChangeError,
@@ -151,7 +152,7 @@ export function rulesTableCommands({ UsageError, Failure }: { UsageError: ErrorC
         return await run(table, opts, args);
       } catch (e) {
         if (e instanceof UsageError || e instanceof Failure) throw e;
-        if (e instanceof ConcurrentChangeError) throw new Failure(`${e.message}: someone changed it meanwhile; run "rules get ${e.domain} ${e.ruleId}" to see it, then apply your change again`);
+        if (e instanceof ConcurrentChangeError) throw new Failure(`${e.message}: someone changed it meanwhile; run "rules get ${e.domain} ${e.ruleId}" to see it and apply your change again (or put with --ignore-revision to overwrite it)`);
         throw new Failure(explainAwsError(e, table));
       }
     };
@@ -227,7 +228,7 @@ gateway applies them: domain, then position. An item that fails validation is ma
       const domain = (opts.domain as string | undefined)?.trim().toLowerCase();
       const items = (domain ? await table.queryDomain(domain, true) : await table.scanAll()).sort(compareItems);
       if (opts.json) {
-        out(`${JSON.stringify(items, null, 2)}\n`);
+        out(`${JSON.stringify(items.map(canonicalItem), null, 2)}\n`);
         return 0;
       }
       if (!items.length) {
@@ -256,7 +257,7 @@ Exit status 1 if there is no such rule. ${CREDENTIALS_NOTE}`,
       const domain = domainArg.trim().toLowerCase();
       const item = await table.get(domain, id);
       if (!item) throw new Failure(`no rule ${id} on ${domain} in ${table.describe()} (list the domain's rules with "rules list --domain ${domain}")`);
-      out(`${JSON.stringify(item, null, 2)}\n`);
+      out(`${JSON.stringify(canonicalItem(item), null, 2)}\n`);
       return 0;
     }),
   };
@@ -267,10 +268,11 @@ Exit status 1 if there is no such rule. ${CREDENTIALS_NOTE}`,
 exactly as a manifest rule. A rule with the same domain and identity (image, path, file, ...) is
 replaced; it keeps its position (a new rule comes last in its domain; a "position" in the JSON
 moves it). If the JSON carries a "revision" (as "rules get" prints it),
-the write only succeeds if the stored rule still has that revision.
+the write only succeeds if the stored rule still has that revision (--ignore-revision: write anyway).
 A deploy-managed rule is not overwritten unless --take-over is given.
 Exit status: 0 written or unchanged, 1 invalid, refused or failed, 2 usage error. ${CREDENTIALS_NOTE}`,
     options: [
+      { name: 'ignore-revision', help: 'Ignore a "revision" in the JSON: write even if the rule changed since (e.g. to put back an old copy).' },
       { name: 'take-over', help: 'Overwrite a deploy-managed rule; it becomes a run-time rule, which later deploys leave alone.' },
       ...TABLE_OPTIONS,
     ],
@@ -314,8 +316,9 @@ Exit status: 0 written or unchanged, 1 invalid, refused or failed, 2 usage error
       if (before?.source === 'deploy' && opts['take-over'] !== true) {
         throw new Failure(`${rule.domain} ${id} is managed by the deployment (the construct's rules); change it there and deploy, or pass --take-over to make it a run-time rule`);
       }
-      const expected = typeof given.revision === 'number' ? given.revision : before ? before.revision : null;
-      if (typeof given.revision === 'number' && !stored) throw new Failure(`${rule.domain} ${id} was deleted since revision ${given.revision} was read; remove "revision" to create it again`);
+      const readRevision = opts['ignore-revision'] === true ? undefined : given.revision;
+      const expected = typeof readRevision === 'number' ? readRevision : before ? before.revision : null;
+      if (typeof readRevision === 'number' && !stored) throw new Failure(`${rule.domain} ${id} was deleted since revision ${readRevision} was read; put it with --ignore-revision to create it again`);
       const item = { ...wanted, rule_id: id, revision: (expected ?? 0) + 1, updated_at: new Date().toISOString(), source: 'runtime' } as RuleItem;
       await table.putIf(item, { revision: expected });
       out(`${stored ? 'changed' : 'added'}: ${rule.domain} ${id} ${describeRule(item)} (revision ${item.revision}, run-time rule)\n`);
@@ -343,7 +346,7 @@ Exit status: 0 removed, 1 no such rule, refused or failed, 2 usage error. ${CRED
         throw new Failure(`${domain} ${id} is managed by the deployment; remove it from the construct's rules and deploy, or pass --force to remove it now (the next deploy puts it back)`);
       }
       await table.deleteIf(domain, id, { revision: m.revision });
-      const copy = Object.fromEntries(Object.entries(item).filter(([k]) => k !== 'revision'));
+      const copy = Object.fromEntries(Object.entries(canonicalItem(item)).filter(([k]) => k !== 'revision'));
       out(`${JSON.stringify(copy, null, 2)}\n`);
       err(`deleted: ${domain} ${id} (was revision ${m.revision}, ${m.source}); to undo, pipe the JSON above to "rules put"\n`);
       return 0;

@@ -20,6 +20,7 @@ export const MANAGED_BY: readonly ManagedBy[] = ['deploy', 'runtime'];
 /** Attributes an item has besides the rule's own fields. Snake case, so they never clash with Scarf's kebab-case field names. */
 export const META_ATTRIBUTES = ['rule_id', 'position', 'revision', 'updated_at', 'source'] as const;
 type MetaAttribute = (typeof META_ATTRIBUTES)[number];
+const isMeta = (k: string): k is MetaAttribute => (META_ATTRIBUTES as readonly string[]).includes(k);
 
 export interface ItemMeta {
   /** Sort key: `<type>:<16 hex digits>` of the rule's identity (see `ruleId`). */
@@ -73,11 +74,24 @@ export function ruleLabel(rule: Rule): string {
 /** The rule's own fields, `type` first, then in schema order (what a manifest holds). `null`s are kept (scarf-compat 2.10). */
 export function ruleFields(item: object): Record<string, unknown> {
   const source = item as Record<string, unknown>;
-  const type = source.type as RuleType;
+  const type = source.type;
+  if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(RULE_TYPES, type)) {
+    // Not a rule this version knows (an invalid item): every non-bookkeeping attribute, by name.
+    return Object.fromEntries(Object.keys(source).filter((k) => !isMeta(k)).sort().map((k) => [k, source[k]]));
+  }
   const out: Record<string, unknown> = { type };
-  for (const name of Object.keys(RULE_TYPES[type].fields)) {
+  for (const name of Object.keys(RULE_TYPES[type as RuleType].fields)) {
     if (Object.prototype.hasOwnProperty.call(source, name) && source[name] !== undefined) out[name] = source[name];
   }
+  return out;
+}
+
+/** A stored item for people: the rule's fields in schema order, then any other attribute, then the bookkeeping. */
+export function canonicalItem(stored: object): Record<string, unknown> {
+  const item = stored as Record<string, unknown>;
+  const out = ruleFields(item);
+  for (const [k, v] of Object.entries(item)) if (!(k in out) && !isMeta(k)) out[k] = v;
+  for (const k of META_ATTRIBUTES) if (k in item) out[k] = item[k];
   return out;
 }
 
@@ -105,7 +119,6 @@ export interface ItemCheck {
   readonly warnings: Problem[];
 }
 
-const isMeta = (k: string): k is MetaAttribute => (META_ATTRIBUTES as readonly string[]).includes(k);
 
 /**
  * Validates a stored item exactly as the engine validates a manifest rule (the bookkeeping
