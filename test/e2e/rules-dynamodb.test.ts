@@ -11,7 +11,7 @@ import path from 'node:path';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { CLI, freePort, Gateway, makeTempDir, pollUntil, removeDir, request, ROOT, startGateway, writeJson, type CliResult } from './helpers';
 import { DynamoDbLocal } from './dynamodb-local';
-import { createDocumentClient, RuleTable, syncDeployRules, toItems } from '../../lambda/rule-store';
+import { createDocumentClient, createDynamoRuleStore, RuleTable, syncDeployRules, toItems } from '../../lambda/rule-store';
 import { validateManifest } from '../../lambda/core/validate';
 
 jest.setTimeout(120_000);
@@ -282,6 +282,26 @@ describe('deploy-managed and run-time rules are kept apart', () => {
     ]);
     // toItems is the same validation: an invalid deploy rule throws before anything is written.
     expect(() => toItems([fileRule(D, 'no-slash{', null)], { source: 'deploy' })).toThrow(/field "incoming-path"/);
+  });
+});
+
+describe('the rule store against the table', () => {
+  test('a cold start reads one domain with one Query (no Scan), shared by concurrent requests; unknown hosts are cached', async () => {
+    const table = await newTable();
+    await ok(['rules', 'import', FIXTURE, ...at(table)]);
+    const direct = directTable(table);
+    const sent: string[] = [];
+    direct.client.middlewareStack.add((next, context) => async (args) => {
+      sent.push(String(context.commandName));
+      return next(args);
+    }, { step: 'initialize', name: 'countCommands' });
+    const { store } = createDynamoRuleStore({ tableName: table, table: direct, ttlMs: 60_000 });
+    const sets = await Promise.all(Array.from({ length: 50 }, () => store.rulesFor('cr.example.test')));
+    expect(new Set(sets).size).toBe(1);
+    expect(sets[0].domains.get('cr.example.test')?.ruleCount).toBe(5);
+    expect(sent).toEqual(['QueryCommand']);
+    for (let i = 0; i < 20; i++) await store.rulesFor('unknown.example.test');
+    expect(sent).toEqual(['QueryCommand', 'QueryCommand']);
   });
 });
 
