@@ -133,7 +133,7 @@ async function tableRuleSource(opts: Record<string, string | string[] | boolean>
   } catch (e) {
     throw new Failure(explainAwsError(e, table));
   }
-  return { source: store, description: `rules from ${table.describe()}, refreshed every ${ttl} s` };
+  return { source: store, description: `rules from ${table.describe()}, at most ${ttl} s old` };
 }
 
 const serve: CommandSpec = {
@@ -144,7 +144,7 @@ const serve: CommandSpec = {
     { name: 'rules-table', value: 'NAME', help: 'Serve the rules of this DynamoDB table instead of a manifest (see "rules import").' },
     { name: 'dynamodb-endpoint', value: 'URL', help: 'DynamoDB endpoint for --rules-table, e.g. http://127.0.0.1:8000 (DynamoDB Local; any credentials). Default: AWS.' },
     { name: 'region', value: 'REGION', help: 'AWS region of --rules-table. Default: $AWS_REGION (us-east-1 with a local endpoint).' },
-    { name: 'rules-ttl', value: 'SECONDS', help: 'With --rules-table: how old cached rules may get before a request triggers a background refresh. Default: 5.' },
+    { name: 'rules-ttl', value: 'SECONDS', help: 'With --rules-table: the oldest cached rules served while DynamoDB answers (refreshed in the background from half of it on). Default: 5.' },
     { name: 'port', value: 'N', help: 'TCP port. Default: 8081.' },
     { name: 'host', value: 'ADDR', help: 'Address to bind. Default: 127.0.0.1.' },
     { name: 'upstream', value: 'HOST=BASE_URL', repeat: true, help: 'Contact BASE_URL wherever the gateway itself would contact upstream HOST (mirrors, air-gapped tests). Redirects sent to clients are not rewritten.' },

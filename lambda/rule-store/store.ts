@@ -2,14 +2,17 @@
  * The gateway's rule store: per-domain rules loaded from the rule table on first use (one Query,
  * never a table scan), compiled once, and cached.
  *
- * - Fresh (younger than the TTL): served from memory.
- * - Stale but warm: served from memory while one background load refreshes it, so a request
- *   never waits on DynamoDB once its domain is warm. Loads of one domain are coalesced.
- * - Idle (not refreshed for `idleReloadMs`, e.g. a Lambda thawed after a long pause): the request
- *   waits for the reload, so long-outdated rules are not served; if the reload fails, stale-if-error.
- * - DynamoDB failing or throttling: the last good rules keep serving (stale-if-error) for at most
- *   `maxStaleMs`, with a log line and a metric; retries back off up to one attempt per TTL, so a
- *   failing table is never asked more often than a healthy one.
+ * The TTL is the oldest rules a request is answered with while DynamoDB answers, so a change is
+ * served by every request that comes later than the TTL (plus one Query) after the write:
+ * - younger than half the TTL: served from memory;
+ * - between half the TTL and the TTL: served from memory while one background load refreshes
+ *   them (loads of one domain are coalesced), so a domain with a request at least every half TTL
+ *   never waits on DynamoDB;
+ * - older than the TTL (a domain without recent traffic, a thawed Lambda): the request waits for
+ *   the reload, at most `reloadWaitMs`, then is answered from the rules it has.
+ * - DynamoDB failing or throttling: the last good rules keep serving without waiting
+ *   (stale-if-error) for at most `maxStaleMs`, with a log line and a metric; retries back off up
+ *   to one attempt per TTL, so a failing table is asked no more often than a healthy one.
  * - An invalid item is skipped with a log line naming the item and the problem; the domain's other
  *   rules are served.
  * - "No rules for this host" is cached too (`negativeTtlMs`), and unknown hosts live in their own
@@ -45,12 +48,12 @@ export type RuleStoreMetric =
 export interface RuleStoreOptions {
   /** Every item of one domain (the partition `domain`), e.g. `RuleTable.queryDomain`. */
   readonly load: (domain: string) => Promise<readonly object[]>;
-  /** Age after which a request triggers a background refresh. Default 5 s. */
+  /** Oldest rules served while DynamoDB answers; from half of it on, requests trigger a background refresh. Default 5 s. */
   readonly ttlMs?: number;
-  /** The same for domains without rules. Default: `ttlMs`. */
+  /** The same for hosts without rules. Default: `ttlMs`. */
   readonly negativeTtlMs?: number;
-  /** Rules older than this are reloaded before use (the request waits). Default 60 s. */
-  readonly idleReloadMs?: number;
+  /** Longest a request waits for the reload of rules older than the TTL before it is answered from them. Default 500 ms. */
+  readonly reloadWaitMs?: number;
   /** Stale-if-error limit: older rules are not served, requests get 503. Default 24 h. */
   readonly maxStaleMs?: number;
   /** Domains with rules kept in memory (LRU). Default 10,000. */
@@ -67,7 +70,7 @@ export interface RuleStoreOptions {
 
 export const RULE_STORE_DEFAULTS = {
   ttlMs: 5_000,
-  idleReloadMs: 60_000,
+  reloadWaitMs: 500,
   maxStaleMs: 24 * 60 * 60_000,
   maxDomains: 10_000,
   maxUnknownHosts: 10_000,
@@ -136,7 +139,7 @@ export interface RuleStoreStats {
 export class RuleStore implements RuleSource {
   private readonly ttlMs: number;
   private readonly negativeTtlMs: number;
-  private readonly idleReloadMs: number;
+  private readonly reloadWaitMs: number;
   private readonly maxStaleMs: number;
   private readonly failureLogIntervalMs: number;
   private readonly now: () => number;
@@ -149,7 +152,7 @@ export class RuleStore implements RuleSource {
   constructor(private readonly opts: RuleStoreOptions) {
     this.ttlMs = opts.ttlMs ?? RULE_STORE_DEFAULTS.ttlMs;
     this.negativeTtlMs = opts.negativeTtlMs ?? this.ttlMs;
-    this.idleReloadMs = Math.max(opts.idleReloadMs ?? RULE_STORE_DEFAULTS.idleReloadMs, this.ttlMs);
+    this.reloadWaitMs = opts.reloadWaitMs ?? RULE_STORE_DEFAULTS.reloadWaitMs;
     this.maxStaleMs = opts.maxStaleMs ?? RULE_STORE_DEFAULTS.maxStaleMs;
     this.failureLogIntervalMs = opts.failureLogIntervalMs ?? RULE_STORE_DEFAULTS.failureLogIntervalMs;
     this.now = opts.now ?? Date.now;
@@ -205,15 +208,30 @@ export class RuleStore implements RuleSource {
     const now = this.now();
     if (e.set) {
       const age = now - e.loadedAt;
-      if (age < (e.set.ruleCount ? this.ttlMs : this.negativeTtlMs)) return e.set;
+      const ttl = e.set.ruleCount ? this.ttlMs : this.negativeTtlMs;
+      if (age < ttl / 2) return e.set;
       const mayLoad = now >= e.nextAttemptAt || e.loading !== null;
-      if (age >= this.idleReloadMs || age >= this.maxStaleMs) return mayLoad ? this.refresh(e).then(() => this.servable(e)) : this.servable(e);
+      // Past the TTL the request waits for fresh rules, unless DynamoDB is failing: then waiting would only add latency.
+      if (age >= ttl && mayLoad && e.failures === 0) return this.waitForReload(e);
+      if (age >= this.maxStaleMs) return mayLoad ? this.waitForReload(e) : this.servable(e);
       if (mayLoad) void this.refresh(e);
-      if (e.failures > 0) this.count('StaleRulesServed');
-      return e.set;
+      return this.servable(e);
     }
     if (now < e.nextAttemptAt && e.loading === null) return this.unavailable(e);
     return this.refresh(e).then(() => this.servable(e));
+  }
+
+  /** Reloads, waiting at most `reloadWaitMs`; a slower load goes on in the background while the request gets the rules there are. */
+  private waitForReload(e: Entry): Promise<CompiledRuleSet> {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.reloadWaitMs);
+      timer.unref?.();
+    });
+    return Promise.race([this.refresh(e), waited]).then(() => {
+      clearTimeout(timer);
+      return this.servable(e);
+    });
   }
 
   /** After a load attempt: the rules if they are young enough to serve, else 503. */
