@@ -19,7 +19,9 @@ jest.setTimeout(120_000);
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 /** DynamoDB Local takes any credentials; these make the runs independent of the machine's AWS setup. */
-const AWS_ENV = { AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local', AWS_REGION: 'us-east-1', AWS_PROFILE: '' };
+const AWS_ENV = { AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local', AWS_REGION: 'us-east-1' };
+// The gateways this file starts inherit them too.
+Object.assign(process.env, AWS_ENV);
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'rule-store', 'every-type.json');
 
 let dir: string;
@@ -38,13 +40,14 @@ afterAll(async () => {
   removeDir(dir);
 });
 
-/** The CLI as a user runs it, with optional standard input. */
-function cli(args: string[], input?: string, timeoutMs = 30_000): Promise<CliResult> {
+/** The CLI as a user runs it, with optional standard input; `env` replaces the AWS variables. */
+function cli(args: string[], input?: string, env: NodeJS.ProcessEnv = AWS_ENV, timeoutMs = 30_000): Promise<CliResult> {
   return new Promise((resolve) => {
+    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, CLI), ...args], {
       cwd: ROOT,
       stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...AWS_ENV, NO_COLOR: '1' },
+      env: { ...base, ...env, NO_COLOR: '1' },
     });
     let stdout = '';
     let stderr = '';
@@ -121,6 +124,21 @@ describe('rules commands: help and errors that say what to fix', () => {
     const r = await cli(['rules', 'list', '--table', 'rules', '--endpoint', `http://127.0.0.1:${port}`]);
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe(`artifact-gateway: cannot reach DynamoDB at http://127.0.0.1:${port} (connection refused): is DynamoDB Local running there? Start it or fix --endpoint`);
+  });
+
+  test('no credentials, no region: exit 1, saying how to provide them', async () => {
+    // An empty HOME (no ~/.aws) and no instance metadata lookup: nothing to find, nothing sent anywhere.
+    const home = makeTempDir('gw-e2e-home-');
+    try {
+      const noCreds = await cli(['rules', 'list', '--table', 'rules', '--endpoint', 'http://dynamodb.invalid:8000'], undefined, { HOME: home, AWS_EC2_METADATA_DISABLED: 'true', AWS_REGION: 'eu-west-1' });
+      expect(noCreds.code).toBe(1);
+      expect(noCreds.stderr.trim()).toMatch(/^artifact-gateway: no AWS credentials found: set AWS_PROFILE .*or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; for DynamoDB Local any values work/);
+      const noRegion = await cli(['rules', 'list', '--table', 'rules'], undefined, { HOME: home, AWS_EC2_METADATA_DISABLED: 'true', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y' });
+      expect(noRegion.code).toBe(1);
+      expect(noRegion.stderr.trim()).toBe('artifact-gateway: no AWS region: pass --region or set AWS_REGION');
+    } finally {
+      removeDir(home);
+    }
   });
 
   test('an invalid rule is refused before anything is written, naming the field', async () => {
