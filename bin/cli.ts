@@ -25,7 +25,7 @@ const PACKAGE_ROOT = path.resolve(__dirname, fs.existsSync(path.resolve(__dirnam
 const EXAMPLE_MANIFEST = path.join(PACKAGE_ROOT, 'examples', 'manifest.json');
 
 export class UsageError extends Error {}
-export class Failure extends Error {}
+class Failure extends Error {}
 
 export interface OptionSpec {
   readonly name: string;
