@@ -405,6 +405,10 @@ describe('the gateway serving from the table', () => {
       // Several TTLs without DynamoDB: refreshes fail, stale-if-error answers.
       await gw.waitForStderr(/warn: rules: cannot refresh [abc]\.example\.test from DynamoDB .*serving the last good rules/, 10_000);
       await pollUntil('answers during the outage', async () => (answered > during + 200 ? true : undefined), 20_000, 50);
+      // A host the gateway has never loaded has no rules to fall back on: 503, which clients retry.
+      const cold = await request(gw.port, { path: '/f/1', headers: { host: 'never-seen.example.test' } });
+      expect([cold.status, cold.headers['retry-after'], JSON.parse(cold.body.toString('utf8')).error]).toEqual([503, '1', 'rules_unavailable']);
+      await gw.waitForStderr(/error: rules: cannot load never-seen\.example\.test from DynamoDB .*503/, 5_000);
       await ddb.launch();
       await ok(['rules', 'put', ...at(table)], JSON.stringify(fileRule('a.example.test', '/f/{v}', 'https://moved.example.test/dl/{v}')));
       await pollUntil('the change after recovery', async () => ((await locationOf(gw, 'a.example.test', '/f/x')) === '307 https://moved.example.test/dl/x' ? true : undefined), 15_000, 50);
