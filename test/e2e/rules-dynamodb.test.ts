@@ -346,12 +346,12 @@ describe('the gateway serving from the table', () => {
     const written = await ok(['rules', 'put', ...at(table)], JSON.stringify(fileRule(D, '/tool/{v}', 'https://new.example.test/{v}')));
     const writtenAt = Date.now();
     expect(written.stdout).toMatch(/^changed: /);
-    await pollUntil('the new rule', async () => ((await locationOf(gw, D, '/tool/1')) === '307 https://new.example.test/1' ? true : undefined), ttl * 1000 + 2_000, 20);
-    // Bounded by the TTL plus one load (and the polling step); the measured distribution is in docs/BENCHMARKS.md.
-    expect(Date.now() - writtenAt).toBeLessThan(ttl * 1000 + 2_000);
+    await pollUntil('the new rule', async () => ((await locationOf(gw, D, '/tool/1')) === '307 https://new.example.test/1' ? true : undefined), ttl * 1000 + 3_000, 20);
+    // The bound is the TTL plus one Query (3 s of slack for a loaded machine); the measured distribution is in docs/BENCHMARKS.md.
+    expect(Date.now() - writtenAt).toBeLessThan(ttl * 1000 + 3_000);
     // A domain added at run time is served too (after the negative cache of its host expires).
     await ok(['rules', 'put', ...at(table)], JSON.stringify(fileRule('new.example.test', '/x', 'https://x.example.test/')));
-    await pollUntil('the new domain', async () => ((await locationOf(gw, 'new.example.test', '/x')) === '307 https://x.example.test/' ? true : undefined), ttl * 1000 + 2_000, 20);
+    await pollUntil('the new domain', async () => ((await locationOf(gw, 'new.example.test', '/x')) === '307 https://x.example.test/' ? true : undefined), ttl * 1000 + 3_000, 20);
   });
 
   test('an invalid item is skipped and reported; the domain\'s other rules are served', async () => {
