@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
- * The artifact-gateway command line: `serve` runs the local gateway, `rules validate` checks a
- * manifest. Exit status: 0 success, 1 the operation failed (e.g. an invalid manifest), 2 usage error.
+ * The artifact-gateway command line: `serve` runs the local gateway (on a manifest or on the rule
+ * table), `rules validate` checks a manifest, `rules import|list|get|put|delete|export|create-table`
+ * operate the rule table (rules-table.ts). Exit status: 0 success, 1 the operation failed (e.g. an
+ * invalid manifest), 2 usage error.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +16,13 @@ import type { CompiledRuleSet } from '../lambda/core/compile';
 import { loadNamedQueries } from '../lambda/analytics/named-queries';
 import { runLocalQuery } from '../lambda/local/duckdb-query';
 import { formatResult, isResultFormat, RESULT_FORMATS } from '../lambda/local/result-format';
+import type { RuleSource } from '../lambda/core/rule-source';
+import { createDynamoRuleStore, explainAwsError } from '../lambda/rule-store';
+import { rulesTableCommands, RULES_TABLE_HELP } from './rules-table';
+
+// The AWS SDK warns on every run that its releases after early 2027 need Node 22; this package
+// pins SDK versions that support Node 20 (package.json), so the warning only adds noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const PACKAGE_ROOT = path.resolve(__dirname, fs.existsSync(path.resolve(__dirname, '../package.json')) ? '..' : '../..');
 const EXAMPLE_MANIFEST = path.join(PACKAGE_ROOT, 'examples', 'manifest.json');
@@ -21,14 +30,14 @@ const EXAMPLE_MANIFEST = path.join(PACKAGE_ROOT, 'examples', 'manifest.json');
 export class UsageError extends Error {}
 class Failure extends Error {}
 
-interface OptionSpec {
+export interface OptionSpec {
   readonly name: string;
   readonly value?: string;
   readonly repeat?: boolean;
   readonly help: string;
 }
 
-interface CommandSpec {
+export interface CommandSpec {
   readonly usage: string;
   readonly summary: string;
   readonly options: readonly OptionSpec[];
@@ -113,11 +122,32 @@ function parseUpstreams(values: string[]): Map<string, string> {
   return map;
 }
 
+/** `serve --rules-table`: rules from DynamoDB, per domain, cached (lambda/rule-store/store.ts). Fails fast if the table cannot be read. */
+async function tableRuleSource(opts: Record<string, string | string[] | boolean>, log: ReturnType<typeof createLogger>): Promise<{ source: RuleSource; description: string }> {
+  if (opts.manifest !== undefined) throw new UsageError('--manifest and --rules-table exclude each other: serve from a file or from the table');
+  const ttlText = (opts['rules-ttl'] as string | undefined) ?? '5';
+  const ttl = Number(ttlText);
+  if (!/^\d+(\.\d+)?$/.test(ttlText) || ttl <= 0 || ttl > 3600) throw new UsageError(`--rules-ttl must be a number of seconds from 0.1 to 3600, got ${JSON.stringify(ttlText)}`);
+  const endpoint = (opts['dynamodb-endpoint'] as string | undefined) ?? process.env.AWS_ENDPOINT_URL_DYNAMODB ?? process.env.AWS_ENDPOINT_URL;
+  if (endpoint !== undefined && !/^https?:\/\/[^/]/.test(endpoint)) throw new UsageError(`--dynamodb-endpoint must be an http(s) URL such as http://127.0.0.1:8000, got ${JSON.stringify(endpoint)}`);
+  const { store, table } = createDynamoRuleStore({ tableName: opts['rules-table'] as string, region: opts.region as string | undefined, endpoint, ttlMs: ttl * 1000, log });
+  try {
+    await table.queryDomain('localhost'); // the table exists and can be read
+  } catch (e) {
+    throw new Failure(explainAwsError(e, table));
+  }
+  return { source: store, description: `rules from ${table.describe()}, at most ${ttl} s old` };
+}
+
 const serve: CommandSpec = {
-  usage: 'artifact-gateway serve [--manifest FILE] [--port N] [--host ADDR] [--upstream HOST=BASE_URL]... [--events DIR|-]',
-  summary: 'Run the gateway locally on a manifest. Rules reload when the file changes; an invalid new\nmanifest is reported and the last good rules keep serving. SIGTERM or Ctrl-C stops it after\nflushing events.',
+  usage: 'artifact-gateway serve [--manifest FILE | --rules-table NAME [--dynamodb-endpoint URL]] [--port N] [--host ADDR] [--upstream HOST=BASE_URL]... [--events DIR|-]',
+  summary: 'Run the gateway locally on a manifest or on the DynamoDB rule table. Manifest rules reload\nwhen the file changes; an invalid new manifest is reported and the last good rules keep serving.\nTable rules are loaded per domain and refreshed in the background (--rules-ttl); when DynamoDB\nfails, the last good rules keep serving. SIGTERM or Ctrl-C stops it after flushing events.',
   options: [
     { name: 'manifest', value: 'FILE', help: `Rules: a Scarf Gateway manifest or this project's superset. Default: the bundled example (${path.relative(process.cwd(), EXAMPLE_MANIFEST) || EXAMPLE_MANIFEST}).` },
+    { name: 'rules-table', value: 'NAME', help: 'Serve the rules of this DynamoDB table instead of a manifest (see "rules import").' },
+    { name: 'dynamodb-endpoint', value: 'URL', help: 'DynamoDB endpoint for --rules-table, e.g. http://127.0.0.1:8000 (DynamoDB Local; any credentials). Default: AWS.' },
+    { name: 'region', value: 'REGION', help: 'AWS region of --rules-table. Default: $AWS_REGION (us-east-1 with a local endpoint).' },
+    { name: 'rules-ttl', value: 'SECONDS', help: 'With --rules-table: the oldest cached rules served while DynamoDB answers (refreshed in the background from half of it on). Default: 5.' },
     { name: 'port', value: 'N', help: 'TCP port. Default: 8081.' },
     { name: 'host', value: 'ADDR', help: 'Address to bind. Default: 127.0.0.1.' },
     { name: 'upstream', value: 'HOST=BASE_URL', repeat: true, help: 'Contact BASE_URL wherever the gateway itself would contact upstream HOST (mirrors, air-gapped tests). Redirects sent to clients are not rewritten.' },
@@ -142,21 +172,23 @@ const serve: CommandSpec = {
     if (!/^\d+(\.\d+)?$/.test(timeoutText) || upstreamTimeout <= 0 || upstreamTimeout > 3600) {
       throw new UsageError(`--upstream-timeout must be a number of seconds between 0 and 3600, got ${JSON.stringify(timeoutText)}`);
     }
+    const fromTable = opts['rules-table'] !== undefined ? await tableRuleSource(opts, log) : null;
+    if (!fromTable) for (const o of ['dynamodb-endpoint', 'region', 'rules-ttl']) if (opts[o] !== undefined) throw new UsageError(`--${o} needs --rules-table`);
 
-    const loaded = loadManifestFile(manifest);
-    if (!loaded.rules) {
+    const loaded = fromTable ? null : loadManifestFile(manifest);
+    if (loaded && !loaded.rules) {
       process.stderr.write(`artifact-gateway: ${manifest}: invalid manifest (${loaded.errors.length} problem${loaded.errors.length === 1 ? '' : 's'})\n`);
       printProblems(loaded.errors, 'error:', (s) => process.stderr.write(s));
       return 1;
     }
-    printProblems(loaded.warnings, 'warning:', (s) => process.stderr.write(s));
-    let rules: CompiledRuleSet = loaded.rules;
+    if (loaded) printProblems(loaded.warnings, 'warning:', (s) => process.stderr.write(s));
+    let rules: CompiledRuleSet | null = loaded?.rules ?? null;
 
     const sink: EventSink = eventsTarget === '-'
       ? new StdoutEventSink()
       : new NdjsonEventSink(path.resolve(eventsTarget), (m) => log.error(m));
     const gateway = new LocalGateway({
-      host, port, rules: () => rules, sink, upstreams, log,
+      host, port, rules: fromTable?.source ?? (() => rules!), sink, upstreams, log,
       accessLog: opts['access-log'] === true,
       proxy: { headersTimeoutMs: upstreamTimeout * 1000 },
       trustViewerHeaders: opts['trust-cloudfront-headers'] === true,
@@ -179,9 +211,10 @@ const serve: CommandSpec = {
         printProblems(errors, 'error:', (s) => process.stderr.write(s));
       },
     });
-    watcher.start(fs.readFileSync(manifest, 'utf8'));
+    if (!fromTable) watcher.start(fs.readFileSync(manifest, 'utf8'));
     const hostShown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    log.info(`artifact-gateway listening on http://${hostShown}:${address.port} (${rules.ruleCount} rules on ${rules.domains.size} domains from ${path.relative(process.cwd(), manifest) || manifest}; events: ${eventsTarget === '-' ? 'stdout' : path.resolve(eventsTarget)})`);
+    const ruleText = fromTable ? fromTable.description : `${rules!.ruleCount} rules on ${rules!.domains.size} domains from ${path.relative(process.cwd(), manifest) || manifest}`;
+    log.info(`artifact-gateway listening on http://${hostShown}:${address.port} (${ruleText}; events: ${eventsTarget === '-' ? 'stdout' : path.resolve(eventsTarget)})`);
 
     return await new Promise<number>((resolve) => {
       let stopping = false;
@@ -277,15 +310,20 @@ const query: CommandSpec = {
   },
 };
 
-const COMMANDS: Record<string, CommandSpec> = { serve, 'rules validate': rulesValidate, query };
+const COMMANDS: Record<string, CommandSpec> = { serve, 'rules validate': rulesValidate, query, ...rulesTableCommands({ UsageError, Failure }) };
+
+const RULES_HELP = [['validate FILE', 'Check a manifest and list every problem (no AWS needed).'] as const, ...RULES_TABLE_HELP]
+  .map(([c, h]) => `  ${c.padEnd(23)}${h}`).join('\n');
 
 const TOP_HELP = `usage: artifact-gateway <command> [options]
 
 Serve containers, Python and npm packages and files from your own domain, with download analytics.
 
 commands:
-  serve            Run the gateway locally on a manifest (npm start runs this).
+  serve            Run the gateway locally on a manifest or the rule table (npm start runs this).
   rules validate   Check a manifest and list every problem.
+  rules import|list|get|put|delete|export|create-table
+                   Operate the rules in the DynamoDB rule table ("rules --help").
   query            Run a named analytics query over local events with DuckDB (--list shows them).
 
 Run "artifact-gateway <command> --help" for the options of a command.
@@ -313,10 +351,10 @@ export async function main(argv: string[]): Promise<number> {
     const spec = COMMANDS[key];
     if (!spec) {
       if (argv[0] === 'rules') {
-        process.stdout.write(`usage: artifact-gateway rules <subcommand>\n\nsubcommands:\n  validate FILE   Check a manifest and list every problem.\n`);
+        process.stdout.write(`usage: artifact-gateway rules <subcommand> [options]\n\nsubcommands:\n${RULES_HELP}\n\nRun "artifact-gateway rules <subcommand> --help" for its options.\n`);
         return argv[1] === undefined || argv[1] === '--help' || argv[1] === '-h' ? (argv[1] ? 0 : 2) : (process.stderr.write(`artifact-gateway: unknown rules subcommand ${JSON.stringify(argv[1])}\n`), 2);
       }
-      throw new UsageError(`unknown command ${JSON.stringify(argv[0])} (commands: serve, rules validate, query)`);
+      throw new UsageError(`unknown command ${JSON.stringify(argv[0])} (commands: serve, rules validate|import|list|get|put|delete|export|create-table, query)`);
     }
     const { opts, args } = parseOptions(spec, argv.slice(key.split(' ').length));
     if (opts.help) {

