@@ -6,12 +6,11 @@
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { handleRequest } from '../core/engine';
 import type { CompiledRuleSet } from '../core/compile';
 import type { Decision, GatewayRequest, Headers, Outcome } from '../core/request';
-import { header, optedOut } from '../core/request';
-import { completeEvents } from '../core/complete-event';
-import { visitorId } from '../core/visitor';
+import { header } from '../core/request';
+import { decide, eventsOf } from '../core/run';
+import { answerFor } from '../core/answer';
 import { DEFAULT_PROXY_OPTIONS, proxyRequest, type ProxyOptions } from './proxy';
 import type { EventSink } from './ndjson-sink';
 import { DailySalt } from './daily-salt';
@@ -131,15 +130,8 @@ export class LocalGateway {
     }
     const headers = req.headers as Headers;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    let greq: GatewayRequest = { method, rawPath: target.rawPath, rawQuery: target.rawQuery, headers, hasBody };
-    const rules = this.opts.rules();
-    let outcome: Outcome = handleRequest(rules, greq);
-    if (outcome.decision.type === 'read-body') {
-      const { body, truncated } = await readBody(req, outcome.decision.limit);
-      greq = { ...greq, body, bodyTruncated: truncated };
-      outcome = handleRequest(rules, greq);
-      if (outcome.decision.type === 'read-body') throw new Error('engine asked for the body twice');
-    }
+    const request: GatewayRequest = { method, rawPath: target.rawPath, rawQuery: target.rawQuery, headers, hasBody };
+    const { outcome, request: greq } = await decide(this.opts.rules(), request, (limit) => readBody(req, limit));
     const status = await this.carryOut(outcome.decision, req, res, method);
     this.record(outcome, greq, status, req);
     if (this.opts.accessLog) {
@@ -151,20 +143,11 @@ export class LocalGateway {
   private async carryOut(d: Decision, req: http.IncomingMessage, res: http.ServerResponse, method: string): Promise<number> {
     switch (d.type) {
       case 'redirect':
-        req.resume();
-        res.writeHead(d.status, { ...d.headers, location: d.location, 'content-length': '0' });
-        res.end();
-        break;
       case 'respond': {
         req.resume();
-        const body = typeof d.body === 'string' ? Buffer.from(d.body, 'utf8') : d.body;
-        const headers: Record<string, string> = { ...d.headers };
-        // HEAD keeps the length of the GET answer, which the engine states; otherwise it is the body's.
-        if (!(method === 'HEAD' && headers['content-length'] !== undefined) && d.status !== 304 && d.status !== 204) {
-          headers['content-length'] = String(body.length);
-        }
-        res.writeHead(d.status, headers);
-        res.end(method === 'HEAD' || d.status === 304 ? undefined : body);
+        const answer = answerFor(d, method);
+        res.writeHead(answer.status, answer.headers);
+        res.end(answer.body.length ? answer.body : undefined);
         break;
       }
       case 'proxy': {
@@ -184,23 +167,9 @@ export class LocalGateway {
   }
 
   private record(outcome: Outcome, req: GatewayRequest, status: number, raw: http.IncomingMessage): void {
-    if (!outcome.events.length || outcome.domain === null || optedOut(req.headers)) return;
-    const userAgent = header(req.headers, 'user-agent');
-    const salt = this.salt.current();
     // Only the socket's own peer address counts; a client-supplied X-Forwarded-For is ignored.
-    const ip = raw.socket.remoteAddress ?? null;
-    const domain = outcome.domain;
-    const events = completeEvents(outcome.events, {
-      domain,
-      method: req.method,
-      path: req.rawPath,
-      status,
-      time: new Date(),
-      userAgent,
-      origin: null,
-      visitorIdFor: (packageId) => visitorId(salt, ip, userAgent, domain, packageId),
-      newId: randomUUID,
-    });
-    this.opts.sink.write(events);
+    const viewer = { ip: raw.socket.remoteAddress ?? null, origin: null };
+    const events = eventsOf(outcome, req, status, viewer, { salt: this.salt.current(), time: new Date(), newId: randomUUID });
+    if (events.length) this.opts.sink.write(events);
   }
 }
