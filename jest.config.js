@@ -1,10 +1,19 @@
-/** Two projects: fast unit tests (pure, in-process) and end-to-end tests (real servers and clients). */
+/**
+ * Three projects: fast unit tests (pure, in-process), construct tests (synthesize CDK stacks and
+ * assert on the templates; a few seconds per file) and end-to-end tests (real servers and clients).
+ */
 const tsJest = ['ts-jest', { tsconfig: 'tsconfig.jest.json' }];
 module.exports = {
   projects: [
     {
       displayName: 'unit',
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
+      transform: { '^.+\\.ts$': tsJest },
+      testEnvironment: 'node',
+    },
+    {
+      displayName: 'construct',
+      testMatch: ['<rootDir>/test/construct/**/*.test.ts'],
       transform: { '^.+\\.ts$': tsJest },
       testEnvironment: 'node',
     },

@@ -40,8 +40,12 @@ export function glueColumns(): GlueColumn[] {
 }
 
 export interface GatewayAnalyticsProps {
-  /** Prefix of the Glue database and Athena workgroup names (letters, digits, underscores). */
-  readonly namePrefix: string;
+  /** Glue database name (lower-case letters, digits, underscores). */
+  readonly databaseName: string;
+  /** Athena workgroup name (letters, digits, `.`, `_`, `-`). */
+  readonly workgroupName: string;
+  /** Firehose stream name (letters, digits, `.`, `_`, `-`). */
+  readonly streamName: string;
   readonly removalPolicy: RemovalPolicy;
   /** How long event data is kept; undefined: forever. */
   readonly retention?: Duration;
@@ -75,7 +79,7 @@ export class GatewayAnalytics extends Construct {
     });
     acknowledge(this.bucket, { id: 'AwsSolutions-S1', reason: 'Only Firehose writes and Athena reads this bucket; server access logs would record requester addresses for no analytic gain (use CloudTrail data events for an audit trail).' });
 
-    this.databaseName = `${props.namePrefix}_analytics`;
+    this.databaseName = props.databaseName;
     const database = new glue.CfnDatabase(this, 'Database', {
       catalogId: Aws.ACCOUNT_ID,
       databaseInput: { name: this.databaseName, description: 'artifact-gateway download events' },
@@ -111,6 +115,8 @@ export class GatewayAnalytics extends Construct {
     this.table.addResourceDependency(database);
 
     this.deliveryStream = new firehose.DeliveryStream(this, 'Stream', {
+      // Named, so the distribution's stack (another region) can graph and alarm on it.
+      deliveryStreamName: props.streamName,
       encryption: firehose.StreamEncryption.awsOwnedKey(),
       destination: new firehose.S3Bucket(this.bucket, {
         // Firehose's timestamp is the arrival time, in UTC (its default time zone).
@@ -133,7 +139,7 @@ export class GatewayAnalytics extends Construct {
       finding('AwsSolutions-IAM5', objectsOf(this.bucket), `${destinationGrant} (it writes objects under generated names).`),
       finding('AwsSolutions-IAM5', 'Resource::*', 'glue:GetSchemaVersion for record format conversion: aws-cdk-lib grants it on all schema versions; the stream reads only its own table\'s schema.'));
 
-    this.workgroupName = `${props.namePrefix}-analytics`;
+    this.workgroupName = props.workgroupName;
     this.workgroup = new athena.CfnWorkGroup(this, 'Workgroup', {
       name: this.workgroupName,
       description: 'artifact-gateway analytics queries',
@@ -154,6 +160,8 @@ export class GatewayAnalytics extends Construct {
   /** Run Athena queries on the events: the workgroup, the Glue table, reading events and writing query results. */
   grantQuery(grantee: iam.IGrantable): iam.Grant {
     const stack = this.bucket.stack;
+    // The L1 attribute, so grantees in stacks of other regions get a (weak) reference rather than an error.
+    const bucketArn = (this.bucket.node.defaultChild as s3.CfnBucket).attrArn;
     const workgroupArn = stack.formatArn({ service: 'athena', resource: 'workgroup', resourceName: this.workgroupName });
     const catalog = stack.formatArn({ service: 'glue', resource: 'catalog' });
     const database = stack.formatArn({ service: 'glue', resource: 'database', resourceName: this.databaseName });
@@ -164,9 +172,9 @@ export class GatewayAnalytics extends Construct {
       resourceArns: [workgroupArn],
     });
     grant.combine(iam.Grant.addToPrincipal({ grantee, actions: ['glue:GetDatabase', 'glue:GetTable', 'glue:GetPartitions'], resourceArns: [catalog, database, table] }));
-    grant.combine(iam.Grant.addToPrincipal({ grantee, actions: ['s3:GetBucketLocation', 's3:ListBucket'], resourceArns: [this.bucket.bucketArn] }));
-    grant.combine(iam.Grant.addToPrincipal({ grantee, actions: ['s3:GetObject'], resourceArns: [this.bucket.arnForObjects('events/*')] }));
-    grant.combine(iam.Grant.addToPrincipal({ grantee, actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'], resourceArns: [this.bucket.arnForObjects('athena-results/*')] }));
+    grant.combine(iam.Grant.addToPrincipal({ grantee, actions: ['s3:GetBucketLocation', 's3:ListBucket'], resourceArns: [bucketArn] }));
+    grant.combine(iam.Grant.addToPrincipal({ grantee, actions: ['s3:GetObject'], resourceArns: [`${bucketArn}/events/*`] }));
+    grant.combine(iam.Grant.addToPrincipal({ grantee, actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'], resourceArns: [`${bucketArn}/athena-results/*`] }));
     return grant;
   }
 }

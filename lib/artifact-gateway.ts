@@ -29,7 +29,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as targets from 'aws-cdk-lib/aws-route53-targets';
-import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { normaliseDomain, type Rule } from '../lambda/core/schema';
@@ -170,7 +170,6 @@ export class ArtifactGateway extends Construct {
     }
 
     this.gatewayName = Token.isUnresolved(stack.stackName) ? Names.uniqueResourceName(this, { maxLength: 48 }) : `${stack.stackName}-${id}`.slice(0, 48);
-    const namePrefix = this.gatewayName.toLowerCase().replace(/[^a-z0-9]+/g, '_');
     const rulesFile = writeRulesFile(this, this.rules);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
@@ -203,7 +202,9 @@ export class ArtifactGateway extends Construct {
     this.rulesTable = this.table.table;
     if (props.analytics ?? true) {
       this.analytics = new GatewayAnalytics(primary, 'Analytics', {
-        namePrefix,
+        databaseName: `${this.gatewayName.toLowerCase().replace(/[^a-z0-9]+/g, '_')}_analytics`,
+        workgroupName: `${this.gatewayName.replace(/[^A-Za-z0-9._-]+/g, '-')}-analytics`,
+        streamName: `${this.gatewayName.replace(/[^A-Za-z0-9._-]+/g, '-')}-events`,
         removalPolicy,
         retention: props.analyticsRetention,
         bufferInterval: props.analyticsBufferInterval ?? Duration.minutes(5),
@@ -335,7 +336,7 @@ export class ArtifactGateway extends Construct {
     if (this.analytics) {
       new CfnOutput(this, 'AnalyticsWorkgroup', { value: this.analytics.workgroupName, description: `Athena workgroup in ${this.primaryRegion}` });
       new CfnOutput(this, 'AnalyticsDatabase', { value: this.analytics.databaseName, description: 'Glue database holding the events table' });
-      new CfnOutput(this, 'AnalyticsBucketName', { value: this.analytics.bucket.bucketName });
+      new CfnOutput(this, 'AnalyticsBucketName', { value: (this.analytics.bucket.node.defaultChild as s3.CfnBucket).ref });
     }
     for (const added of [...Object.values(stacks), ...(this.certificateStack ? [this.certificateStack] : [])]) weakly(added);
   }

@@ -12,7 +12,7 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { REQUEST_RESOURCE_TYPE, WAIT_RESOURCE_TYPE } from '../lambda/certificate/handler';
+import { REQUEST_RESOURCE_TYPE, WAIT_RESOURCE_TYPE } from '../lambda/certificate/resource-types';
 import { bundlingProps, GATEWAY_RUNTIME, handlerEntry } from './bundling';
 import { acknowledge, acknowledgeProviderFramework, finding, scopedLambdaRole } from './nag';
 

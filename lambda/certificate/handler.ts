@@ -11,8 +11,9 @@ import { createHash } from 'node:crypto';
 import { ACMClient, DeleteCertificateCommand, DescribeCertificateCommand, RequestCertificateCommand, ResourceNotFoundException } from '@aws-sdk/client-acm';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 
-export const REQUEST_RESOURCE_TYPE = 'Custom::GatewayCertificateRequest';
-export const WAIT_RESOURCE_TYPE = 'Custom::GatewayCertificateWait';
+import { REQUEST_RESOURCE_TYPE, WAIT_RESOURCE_TYPE } from './resource-types';
+
+export { REQUEST_RESOURCE_TYPE, WAIT_RESOURCE_TYPE };
 
 export interface ValidationRecord {
   readonly name: string;
