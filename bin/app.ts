@@ -56,4 +56,5 @@ new ArtifactGateway(stack, 'Gateway', {
   certificate: certificateArn ? acm.Certificate.fromCertificateArn(stack, 'Certificate', certificateArn) : undefined,
 });
 
-if (context('nag') !== 'false') Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+// The acknowledgements also go into the templates' metadata (cdk_nag.rules_to_suppress), as an audit trail.
+if (context('nag') !== 'false') Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { writeSuppressionsToCloudFormation: true }));
