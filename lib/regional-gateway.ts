@@ -43,7 +43,9 @@ export class RegionalGateway extends Construct {
     const stack = Stack.of(this);
     this.region = stack.region;
     this.gatewayName = props.gatewayName;
-    const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
+    const functionName = `${props.gatewayName}-${stack.region}`.replace(/[^A-Za-z0-9-_]/g, '-').slice(0, 64);
+    // Lambda's conventional name, so the events (log lines today) are where operators look for them.
+    const logGroup = new logs.LogGroup(this, 'Logs', { logGroupName: `/aws/lambda/${functionName}`, retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
     this.role = scopedLambdaRole(this, 'Role', logGroup);
     // The local replica only: a regional gateway never reads another region's table.
     this.role.addToPrincipalPolicy(new iam.PolicyStatement({
@@ -61,7 +63,7 @@ export class RegionalGateway extends Construct {
     const rulesFile = props.rulesFile;
     this.function = new nodejs.NodejsFunction(this, 'Function', {
       // A name known at synth time: the distribution's stack refers to it from us-east-1.
-      functionName: `${props.gatewayName}-${stack.region}`.replace(/[^A-Za-z0-9-_]/g, '-').slice(0, 64),
+      functionName,
       entry: handlerEntry('aws/handler'),
       handler: 'handler',
       runtime: GATEWAY_RUNTIME,
