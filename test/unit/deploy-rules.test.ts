@@ -4,8 +4,8 @@
  */
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { deployManagedItems, deployRuleId, deployRules, type RuleItem, type RuleItemKey, type RuleTableClient } from '../../lambda/deploy-rules/deploy-rules';
-import { onEvent as deployRulesOnEvent } from '../../lambda/deploy-rules/handler';
-import { idempotencyToken, isComplete, onEvent as certificateOnEvent, REQUEST_RESOURCE_TYPE, WAIT_RESOURCE_TYPE, type CertificateApi } from '../../lambda/certificate/handler';
+import { onEvent as deployRulesOnEvent } from '../../lambda/deploy-rules/custom-resource';
+import { idempotencyToken, isComplete, onEvent as certificateOnEvent, REQUEST_RESOURCE_TYPE, WAIT_RESOURCE_TYPE, type CertificateApi } from '../../lambda/certificate/certificate';
 import { validateManifest } from '../../lambda/core/validate';
 import type { Rule } from '../../lambda/core/schema';
 
