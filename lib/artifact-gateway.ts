@@ -256,8 +256,9 @@ export class ArtifactGateway extends Construct {
     });
     const blobCachePolicy = new cloudfront.CachePolicy(this, 'BlobCachePolicy', {
       comment: 'artifact-gateway: docker blobs (content-addressed), per domain and credentials',
+      // Only what the registry marks cacheable (blob bytes are; redirects to signed CDN URLs are not).
       minTtl: Duration.seconds(0),
-      defaultTtl: Duration.days(1),
+      defaultTtl: Duration.seconds(0),
       maxTtl: Duration.days(365),
       headerBehavior: cloudfront.CacheHeaderBehavior.allowList('authorization', PRIVATE_AUTHORIZATION_HEADER, 'x-forwarded-host'),
       queryStringBehavior: cloudfront.CacheQueryStringBehavior.all(),
@@ -266,7 +267,8 @@ export class ArtifactGateway extends Construct {
     // Blob requests may go straight to an upstream registry: it gets what a registry needs, nothing about the viewer.
     const blobOriginRequestPolicy = new cloudfront.OriginRequestPolicy(this, 'BlobOriginRequestPolicy', {
       comment: 'artifact-gateway: docker blobs (no viewer address, location or cookies)',
-      headerBehavior: cloudfront.OriginRequestHeaderBehavior.allowList('user-agent', 'range', 'if-none-match', 'if-modified-since', 'docker-distribution-api-version', RAW_PATH_HEADER),
+      // DNT and Sec-GPC: blob requests that reach the gateway are recorded, unless the viewer opted out.
+      headerBehavior: cloudfront.OriginRequestHeaderBehavior.allowList('user-agent', 'range', 'if-none-match', 'if-modified-since', 'docker-distribution-api-version', 'dnt', 'sec-gpc', RAW_PATH_HEADER),
       queryStringBehavior: cloudfront.OriginRequestQueryStringBehavior.all(),
       cookieBehavior: cloudfront.OriginRequestCookieBehavior.none(),
     });

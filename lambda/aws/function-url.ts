@@ -208,6 +208,8 @@ export async function handleFunctionUrlEvent(event: LambdaFunctionURLEvent, open
     );
     if (answer.kind === 'response') {
       const headers = { ...answer.headers };
+      // An upstream redirect usually points at a signed, short-lived URL: no cache may replay it.
+      if (answer.status >= 300 && answer.status < 400 && answer.status !== 304) headers['cache-control'] = REDIRECT_CACHE_CONTROL;
       downloadCacheControl(outcome, headers, cacheSeconds);
       const stream = open(toResponseHead(answer.status, headers));
       if (bodyless(request.method, answer.status)) {

@@ -170,14 +170,14 @@ describe('distribution', () => {
     expect(d.DefaultCacheBehavior.AllowedMethods.sort()).toEqual(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT']);
   });
 
-  test('docker blobs: a behavior that caches content-addressed blobs per credentials and sends upstreams nothing about the viewer', () => {
+  test('docker blobs: a behavior that caches what the registry marks cacheable, per credentials, and sends upstreams nothing about the viewer', () => {
     const d = distributionConfig(s.global);
     const blobs = d.CacheBehaviors.find((b: { PathPattern: string }) => b.PathPattern === '/v2/*/blobs/*');
     const cache = s.global.toJSON().Resources[blobs.CachePolicyId.Ref].Properties.CachePolicyConfig;
     expect(cache.ParametersInCacheKeyAndForwardedToOrigin.HeadersConfig.Headers).toEqual(['authorization', 'x-gateway-authorization', 'x-forwarded-host']);
-    expect(cache).toMatchObject({ MinTTL: 0, DefaultTTL: 86400 });
+    expect(cache).toMatchObject({ MinTTL: 0, DefaultTTL: 0, MaxTTL: 31536000 });
     const origin = s.global.toJSON().Resources[blobs.OriginRequestPolicyId.Ref].Properties.OriginRequestPolicyConfig;
-    expect(origin.HeadersConfig.Headers).toEqual(['user-agent', 'range', 'if-none-match', 'if-modified-since', 'docker-distribution-api-version', 'x-gateway-raw-path']);
+    expect(origin.HeadersConfig.Headers).toEqual(['user-agent', 'range', 'if-none-match', 'if-modified-since', 'docker-distribution-api-version', 'dnt', 'sec-gpc', 'x-gateway-raw-path']);
     expect(origin.CookiesConfig).toEqual({ CookieBehavior: 'none' });
     expect(JSON.stringify(origin)).not.toMatch(/cloudfront-viewer/i);
   });

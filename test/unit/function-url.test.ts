@@ -178,6 +178,12 @@ describe('proxying through a real upstream', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+        if (req.url?.includes('/blobs/')) {
+          // What GHCR and Docker Hub do: a redirect to a signed, short-lived CDN URL, without Cache-Control.
+          res.writeHead(307, { location: 'https://cdn.example.net/blob?sig=abc&exp=60' });
+          res.end();
+          return;
+        }
         const manifest = JSON.stringify({ schemaVersion: 2, layers: [] });
         res.writeHead(200, [
           'Content-Type', 'application/vnd.oci.image.manifest.v1+json',
@@ -229,6 +235,14 @@ describe('proxying through a real upstream', () => {
     expect(r.head.headers['docker-content-digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(r.body.length).toBe(0);
     expect(r.events[0].download).toBe(false);
+  });
+
+  test('an upstream redirect (signed blob URL) is handed back untouched and marked no-store so CloudFront never replays it', async () => {
+    const r = await run(functionUrlEvent({ host: 'cr.example.com', rawPath: '/v2/acme/rocket/blobs/sha256:aa', headers: { 'user-agent': 'skopeo/1.9.3' } }), proxyRules());
+    expect(r.status).toBe(307);
+    expect(r.head.headers.location).toBe('https://cdn.example.net/blob?sig=abc&exp=60');
+    expect(r.head.headers['cache-control']).toBe('private, no-store');
+    expect(r.events[0]).toMatchObject({ kind: 'docker', download: false });
   });
 
   test('an unreachable upstream gives a 502 OCI error naming the upstream, flagged as an upstream error', async () => {
