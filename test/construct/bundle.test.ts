@@ -4,23 +4,21 @@
  * a real function URL event; the Lambda@Edge and custom resource bundles are complete.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createHash } from 'node:crypto';
 import type { Template } from 'aws-cdk-lib/assertions';
-import { synthGateway, resourcesOf, type Synthesized } from './helpers';
+import { synthGateway, resourcesOf, tempOutdir, type Synthesized } from './helpers';
 import { functionUrlEvent, originRequestEvent } from '../unit/aws-fixtures';
 
 let outdir: string;
 let s: Synthesized;
 beforeAll(() => {
-  outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-bundle-'));
+  outdir = tempOutdir();
   s = synthGateway({ regions: ['us-east-1'] }, { bundle: true, outdir });
   s.app.synth();
 });
 afterAll(() => {
-  fs.rmSync(outdir, { recursive: true, force: true });
   delete (globalThis as { awslambda?: unknown }).awslambda;
 });
 

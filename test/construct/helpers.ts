@@ -2,6 +2,9 @@
  * Synthesizing gateways for the construct tests. Bundling is skipped unless asked for (esbuild
  * output is checked once, in bundle.test.ts); templates are shared by the tests of a file.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { ArtifactGateway, GatewayRule, GatewayRules, type ArtifactGatewayProps } from '../../lib';
@@ -11,6 +14,19 @@ export const RULES = GatewayRules.of(
   GatewayRule.file({ domain: 'dl.example.com', incomingPath: '/rocket/{version}/rocket-{os}-{arch}.tar.gz', outgoingUrl: 'https://github.com/acme/rocket/releases/download/v{version}/rocket-{os}-{arch}.tar.gz', packageId: 'rocket-cli' }),
   GatewayRule.telemetry({ domain: 'dl.example.com', incomingPath: '/events', packageId: 'rocket-cli' }),
 );
+
+/** Cloud assembly directories of this test file, removed when it ends. */
+const outdirs: string[] = [];
+afterAll(() => {
+  for (const d of outdirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A temporary cloud assembly directory, removed after the test file. */
+export function tempOutdir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-construct-'));
+  outdirs.push(d);
+  return d;
+}
 
 export interface Synthesized {
   app: App;
@@ -27,7 +43,7 @@ export function synthGateway(
   opts: { bundle?: boolean; outdir?: string; stackRegion?: string; extend?: (stack: Stack, gw: ArtifactGateway) => void } = {},
 ): Synthesized {
   const app = new App({
-    ...(opts.outdir && { outdir: opts.outdir }),
+    outdir: opts.outdir ?? tempOutdir(),
     context: {
       '@aws-cdk/core:defaultCrossStackReferences': 'weak',
       ...(opts.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),

@@ -12,7 +12,7 @@ import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { ArtifactGateway, DockerServeMode, GatewayRule, GatewayRules, ManifestError } from '../../lib';
-import { resourcesOf, synthGateway } from './helpers';
+import { resourcesOf, synthGateway, tempOutdir } from './helpers';
 
 const ONE_REGION = { regions: ['eu-west-1'] };
 
@@ -230,7 +230,7 @@ describe('validation at synth time', () => {
   });
 
   test('factories produce the manifest format the engine validates', () => {
-    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const app = new App({ outdir: tempOutdir(), context: { 'aws:cdk:bundling-stacks': [] } });
     const stack = new Stack(app, 'S', { env: { region: 'us-east-1' } });
     const gw = new ArtifactGateway(stack, 'G', {
       domains: ['dl.example.com', 'cr.example.com', 'py.example.com'],
