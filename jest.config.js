@@ -1,4 +1,7 @@
-/** Two projects: fast unit tests (pure, in-process) and end-to-end tests (real servers and clients). */
+/**
+ * Three projects: fast unit tests (pure, in-process), construct tests (synthesize CDK stacks and
+ * assert on the templates; a few seconds per file) and end-to-end tests (real servers and clients).
+ */
 const tsJest = ['ts-jest', { tsconfig: 'tsconfig.jest.json' }];
 module.exports = {
   projects: [
@@ -8,6 +11,12 @@ module.exports = {
       transform: { '^.+\\.ts$': tsJest, '/node_modules/(dt-sql-parser|antlr4-c3)/.+\\.m?js$': '<rootDir>/test/esm-transform.js' },
       // The Trino SQL parser (named-query tests) ships as ESM only.
       transformIgnorePatterns: ['/node_modules/(?!(dt-sql-parser|antlr4-c3)/)'],
+      testEnvironment: 'node',
+    },
+    {
+      displayName: 'construct',
+      testMatch: ['<rootDir>/test/construct/**/*.test.ts'],
+      transform: { '^.+\\.ts$': tsJest },
       testEnvironment: 'node',
     },
     {

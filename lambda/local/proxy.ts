@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Decision } from '../core/request';
 import type { RegistryHttpResponse } from '../core/registry-auth';
@@ -139,16 +140,6 @@ function errorBody(style: 'oci' | 'json', status: number, message: string): stri
     : JSON.stringify({ error: status === 504 ? 'upstream_timeout' : 'bad_gateway', message });
 }
 
-function sendError(res: http.ServerResponse, style: 'oci' | 'json', status: number, message: string, head: boolean): ProxyResult {
-  if (!res.headersSent) {
-    const body = errorBody(style, status, message);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-    res.end(head ? undefined : body);
-  } else {
-    res.destroy();
-  }
-  return { status, error: message };
-}
 
 /** The raw path and query of an absolute URL, without the normalisation of `new URL()` (which resolves `..` and `%2e%2e`). */
 function rawPathOf(url: string): string {
@@ -166,7 +157,7 @@ function overridePathPrefix(host: string, upstreams: ReadonlyMap<string, string>
  * One upstream exchange; resolves with the response (headers received) or rejects. `rawPath`,
  * when given, is sent exactly as it is instead of the URL's (normalised) path and query.
  */
-export function exchange(url: URL, method: string, headers: Record<string, string | string[]>, body: http.IncomingMessage | null, opts: ProxyOptions, rawPath?: string): Promise<http.IncomingMessage> {
+export function exchange(url: URL, method: string, headers: Record<string, string | string[]>, body: Readable | null, opts: ProxyOptions, rawPath?: string): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     const secure = url.protocol === 'https:';
     const req = (secure ? https : http).request({
@@ -194,10 +185,49 @@ export function exchange(url: URL, method: string, headers: Record<string, strin
 
 const isRegistryPath = (p: string) => p === '/v2' || p.startsWith('/v2/');
 
-export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: http.ServerResponse, target: ProxyTarget, opts: ProxyOptions): Promise<ProxyResult> {
-  const method = (clientReq.method ?? 'GET').toUpperCase();
-  const head = method === 'HEAD';
-  const hasBody = clientReq.headers['content-length'] !== undefined ? clientReq.headers['content-length'] !== '0' : clientReq.headers['transfer-encoding'] !== undefined;
+/** What the gateway forwards upstream: method, the client's raw header list and its body. */
+export interface UpstreamRequest {
+  readonly method: string;
+  /** Name/value pairs as received (Node's `rawHeaders` layout). */
+  readonly rawHeaders: readonly string[];
+  /** The request body, or null when it has none. */
+  readonly body: Readable | null;
+}
+
+/**
+ * The upstream's answer (headers received, body still to read), or the gateway's own error
+ * answer when the upstream could not be reached. Every adapter that proxies (the local server,
+ * the Lambda function URL adapter) relays exactly these headers and errors.
+ */
+export type UpstreamAnswer =
+  | {
+      readonly kind: 'response';
+      readonly status: number;
+      readonly statusMessage: string | undefined;
+      /** Name/value pairs in the upstream's order and spelling (repeated WWW-Authenticate lines kept). */
+      readonly rawHeaders: string[];
+      readonly body: http.IncomingMessage;
+    }
+  | { readonly kind: 'error'; readonly status: number; readonly headers: Record<string, string>; readonly body: string; readonly error: string }
+  | { readonly kind: 'client-gone' };
+
+function errorAnswer(style: 'oci' | 'json', status: number, message: string): UpstreamAnswer {
+  const body = errorBody(style, status, message);
+  return { kind: 'error', status, headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store' }, body, error: message };
+}
+
+/** A response that carries no body whatever its headers say (RFC 9110 6.4.1). */
+export function bodyless(method: string, status: number): boolean {
+  return method.toUpperCase() === 'HEAD' || status === 204 || status === 304;
+}
+
+/**
+ * Forwards a request to the decision's upstream, following registry-to-registry redirects, and
+ * returns the answer to relay. `clientGone` tells whether the client went away meanwhile.
+ */
+export async function forwardToUpstream(req: UpstreamRequest, target: ProxyTarget, opts: ProxyOptions, clientGone: () => boolean = () => false): Promise<UpstreamAnswer> {
+  const method = req.method.toUpperCase();
+  const hasBody = req.body !== null;
   let publicUrl = new URL(target.url);
   const originHost = publicUrl.host.toLowerCase();
   let upstreamRes: http.IncomingMessage;
@@ -205,16 +235,16 @@ export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: h
   for (let hop = 0; ; hop++) {
     contacted = resolveUpstream(publicUrl, opts.upstreams);
     // Credentials go only to the configured upstream host, never to a third host or a CDN.
-    const headers = forwardHeaders(clientReq.rawHeaders, contacted, publicUrl.host.toLowerCase() === originHost, target.authorization);
+    const headers = forwardHeaders(req.rawHeaders, contacted, publicUrl.host.toLowerCase() === originHost, target.authorization);
     try {
       // The first request carries the raw path the engine built, byte for byte; later hops follow upstream Locations.
       const rawPath = hop === 0 ? `${overridePathPrefix(publicUrl.host, opts.upstreams)}${rawPathOf(target.url)}` : undefined;
-      upstreamRes = await exchange(contacted, method, headers, hasBody && hop === 0 ? clientReq : null, opts, rawPath);
+      upstreamRes = await exchange(contacted, method, headers, hop === 0 ? req.body : null, opts, rawPath);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? '';
-      if (clientRes.destroyed || clientReq.destroyed) return { status: 499, error: 'client went away' };
-      if (code.startsWith('ETIMEDOUT')) return sendError(clientRes, target.errorStyle, 504, `upstream ${publicUrl.host} did not answer in time`, head);
-      return sendError(clientRes, target.errorStyle, 502, `upstream ${publicUrl.host} is unreachable (${code || 'connection failed'})`, head);
+      if (clientGone()) return { kind: 'client-gone' };
+      if (code.startsWith('ETIMEDOUT')) return errorAnswer(target.errorStyle, 504, `upstream ${publicUrl.host} did not answer in time`);
+      return errorAnswer(target.errorStyle, 502, `upstream ${publicUrl.host} is unreachable (${code || 'connection failed'})`);
     }
     const status = upstreamRes.statusCode ?? 502;
     const location = upstreamRes.headers.location;
@@ -231,7 +261,6 @@ export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: h
     upstreamRes.resume();
     publicUrl = next;
   }
-  const status = upstreamRes.statusCode ?? 502;
   const rewrite: UrlRewrite | null = target.rewrite
     ? {
         upstreamPrefixes: [new URL(target.rewrite.upstreamPrefix).href, resolveUpstream(new URL(target.rewrite.upstreamPrefix), opts.upstreams).href],
@@ -239,22 +268,42 @@ export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: h
       }
     : null;
   // A relative Location is resolved against the URL that answered it.
-  clientRes.writeHead(status, upstreamRes.statusMessage, responseHeaders(upstreamRes, contacted, target, rewrite));
-  if (head || status === 204 || status === 304) {
-    upstreamRes.resume();
+  return {
+    kind: 'response', status: upstreamRes.statusCode ?? 502, statusMessage: upstreamRes.statusMessage,
+    rawHeaders: responseHeaders(upstreamRes, contacted, target, rewrite), body: upstreamRes,
+  };
+}
+
+/** The local server's proxy: forwards the request and relays the answer on the client's response. */
+export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: http.ServerResponse, target: ProxyTarget, opts: ProxyOptions): Promise<ProxyResult> {
+  const method = (clientReq.method ?? 'GET').toUpperCase();
+  const hasBody = clientReq.headers['content-length'] !== undefined ? clientReq.headers['content-length'] !== '0' : clientReq.headers['transfer-encoding'] !== undefined;
+  const answer = await forwardToUpstream({ method, rawHeaders: clientReq.rawHeaders, body: hasBody ? clientReq : null }, target, opts, () => clientRes.destroyed || clientReq.destroyed);
+  if (answer.kind === 'client-gone') return { status: 499, error: 'client went away' };
+  if (answer.kind === 'error') {
+    if (!clientRes.headersSent) {
+      clientRes.writeHead(answer.status, answer.headers);
+      clientRes.end(method === 'HEAD' ? undefined : answer.body);
+    } else {
+      clientRes.destroy();
+    }
+    return { status: answer.status, error: answer.error };
+  }
+  clientRes.writeHead(answer.status, answer.statusMessage, answer.rawHeaders);
+  if (bodyless(method, answer.status)) {
+    answer.body.resume();
     clientRes.end();
-    return { status };
+    return { status: answer.status };
   }
   try {
-    await pipeline(upstreamRes, clientRes);
+    await pipeline(answer.body, clientRes);
   } catch {
     // The client or the upstream went away mid-body: nothing more can be sent.
     clientRes.destroy();
   }
-  return { status };
+  return { status: answer.status };
 }
 
-/** Largest upstream answer `fetchUpstream` reads (registry pings and token JSON are small). */
 const FETCH_LIMIT = 1024 * 1024;
 
 /**

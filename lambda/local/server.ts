@@ -210,7 +210,14 @@ export class LocalGateway {
     if (outcome.decision.type === 'fetch') {
       const d = outcome.decision;
       const proxyOpts = { ...DEFAULT_PROXY_OPTIONS, ...this.opts.proxy };
-      const r = await carryOutFetch(d, req, res, method, {
+      const client = {
+        method, acceptEncoding: header(headers, 'accept-encoding'),
+        open: (status: number, h: Record<string, string>) => {
+          res.writeHead(status, h);
+          return res;
+        },
+      };
+      const r = await carryOutFetch(d, client, {
         upstreams: this.opts.upstreams, cache: this.upstreamCache, headersTimeoutMs: proxyOpts.headersTimeoutMs, idleTimeoutMs: proxyOpts.idleTimeoutMs, maxRedirects: 5,
       }, (final: FinalDecision) => this.carryOut(final, req, res, method));
       if (r.error) this.opts.log.warn('upstream error', { upstream: d.upstreamHost, status: r.status, error: r.error });

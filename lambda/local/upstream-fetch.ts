@@ -1,12 +1,12 @@
 /**
- * Carries out the engine's `fetch` decisions in the local gateway: fetches the upstream document
+ * Carries out the engine's `fetch` decisions (local gateway and Lambda adapter alike): fetches the upstream document
  * (with the `--upstream` overrides, following redirects, decoding gzip/deflate/br), reuses it
  * from the cache while the rule allows, and answers with what the decision's pure transform
  * makes of it: a buffered page, a redirect, an error, or a body streamed through a rewriter
  * (npm packuments, never held whole).
  */
 import type http from 'node:http';
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { EventDraft } from '../core/events';
@@ -32,6 +32,14 @@ export interface FetchResult {
 
 /** Writes a final decision (redirect or respond) to the client; resolves with the status sent. */
 export type Answer = (d: FinalDecision) => Promise<number>;
+
+/** The client side of a streamed answer: sends the status and headers, returns where the body goes. */
+export interface FetchClient {
+  readonly method: string;
+  /** The client's Accept-Encoding (a streamed answer is gzipped when it allows). */
+  readonly acceptEncoding: string | undefined;
+  open(status: number, headers: Record<string, string>): Writable;
+}
 
 class FetchError extends Error {
   constructor(readonly failure: FetchFailure, message: string) {
@@ -109,9 +117,7 @@ async function readBounded(body: Readable, limit: number): Promise<Uint8Array | 
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.length);
 
-export async function carryOutFetch(
-  d: FetchDecision, clientReq: http.IncomingMessage, clientRes: http.ServerResponse, method: string, opts: FetchOptions, answer: Answer,
-): Promise<FetchResult> {
+export async function carryOutFetch(d: FetchDecision, client: FetchClient, opts: FetchOptions, answer: Answer): Promise<FetchResult> {
   const key = fetchCacheKey(d);
   const cached = d.cacheSeconds > 0 ? opts.cache.get(key) : undefined;
   let head: UpstreamHead;
@@ -155,21 +161,22 @@ export async function carryOutFetch(
       return { status: await answer(r.decision), events: r.events };
     }
     case 'stream':
-      return streamPlan(plan, head, body, clientReq, clientRes, method, (bytes) => store({ head, body: bytes }), opts.cache.options.maxEntryBytes);
+      return streamPlan(plan, head, body, client, (bytes) => store({ head, body: bytes }), opts.cache.options.maxEntryBytes);
   }
 }
 
 async function streamPlan(
-  plan: Extract<FetchPlan, { type: 'stream' }>, head: UpstreamHead, body: Readable, clientReq: http.IncomingMessage, clientRes: http.ServerResponse,
-  method: string, store: (bytes: Uint8Array) => void, keepUpTo: number,
+  plan: Extract<FetchPlan, { type: 'stream' }>, head: UpstreamHead, body: Readable, client: FetchClient,
+  store: (bytes: Uint8Array) => void, keepUpTo: number,
 ): Promise<FetchResult> {
-  const gzip = method !== 'HEAD' && /\bgzip\b/i.test(String(clientReq.headers['accept-encoding'] ?? ''));
+  const method = client.method;
+  const gzip = method !== 'HEAD' && /\bgzip\b/i.test(client.acceptEncoding ?? '');
   const headers: Record<string, string> = { ...plan.headers };
   if (gzip) {
     headers['content-encoding'] = 'gzip';
     headers.vary = headers.vary ? `${headers.vary}, Accept-Encoding` : 'Accept-Encoding';
   }
-  clientRes.writeHead(plan.status, headers);
+  const clientRes = client.open(plan.status, headers);
   if (method === 'HEAD') {
     body.destroy();
     clientRes.end();
