@@ -202,3 +202,16 @@ describe('serve refuses to start', () => {
     }
   });
 });
+
+test('output piped into a reader that stops early (| head -1) ends quietly with status 0', async () => {
+  const { execFile } = await import('node:child_process');
+  const ROOT_DIR = path.resolve(__dirname, '../..');
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile('bash', ['-o', 'pipefail', '-c', `"${process.execPath}" --import tsx bin/cli.ts query --list | head -1`], { cwd: ROOT_DIR }, (err, stdout, stderr) => {
+      resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr });
+    });
+  });
+  expect(r.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+});
