@@ -15,7 +15,7 @@ import { FirehoseClient } from '@aws-sdk/client-firehose';
 import { InMemorySaltStore } from '../local/daily-salt';
 import { DailySaltCache, type DailySaltStore } from '../analytics/daily-salt';
 import { DynamoDbSaltStore } from '../analytics/dynamodb-salt-store';
-import { FirehoseEventSink, type DropReason } from '../analytics/firehose-sink';
+import { FirehoseEventSink, flushOnSigterm, type DropReason } from '../analytics/firehose-sink';
 import { createDynamoRuleStore } from '../rule-store';
 import { BundledRuleSource } from './bundled-rules';
 import { LogEventSink } from './log-sink';
@@ -70,6 +70,8 @@ function eventSink(): EventSink {
       logger.warn('analytics events dropped', { count, reason });
     },
   });
+  // Records still queued after a failed flush are sent when Lambda shuts the environment down.
+  flushOnSigterm(sink);
   return {
     write: (events) => sink.write(events),
     flush: () => sink.flush(),
