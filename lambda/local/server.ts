@@ -64,23 +64,29 @@ export function splitTarget(url: string): { rawPath: string; rawQuery: string } 
   return q < 0 ? { rawPath: target, rawQuery: '' } : { rawPath: target.slice(0, q), rawQuery: target.slice(q) };
 }
 
+/**
+ * Reads at most `limit` bytes of the body. Past that the engine answers at once from what it has
+ * (telemetry: 413) while the rest is discarded as it arrives: closing the connection instead
+ * would reset it and could destroy the answer before the client reads it. A body that never
+ * ends is cut off by the server's request timeout.
+ */
 function readBody(req: http.IncomingMessage, limit: number): Promise<{ body: Uint8Array; truncated: boolean }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let truncated = false;
-    req.on('data', (c: Buffer) => {
-      if (truncated) return;
+    const onData = (c: Buffer) => {
       if (size + c.length > limit) {
         chunks.push(c.subarray(0, limit - size));
-        size = limit;
-        truncated = true;
-        return; // keep draining so the connection stays usable
+        req.off('data', onData);
+        req.resume();
+        resolve({ body: Buffer.concat(chunks), truncated: true });
+        return;
       }
       chunks.push(c);
       size += c.length;
-    });
-    req.once('end', () => resolve({ body: Buffer.concat(chunks), truncated }));
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve({ body: Buffer.concat(chunks), truncated: false }));
     req.once('error', reject);
   });
 }

@@ -3,6 +3,7 @@
  * percent-encoding never gives a 5xx; over-long targets get 414; DNT / Sec-GPC are served and
  * record nothing.
  */
+import http from 'node:http';
 import path from 'node:path';
 import {
   curl, curlStatus, Gateway, GatewayEventJson, makeTempDir, markerPath, rawExchange, readEvents, removeDir, request,
@@ -100,6 +101,33 @@ describe('invalid percent-encoding never gives a 5xx', () => {
   });
 
   test('and the server still serves', stillServing);
+});
+
+describe('bodies larger than the gateway reads', () => {
+  test('a telemetry body that never ends gets 413 at once, while the gateway discards the rest', async () => {
+    const started = Date.now();
+    const result = await new Promise<{ status: number }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: gw.port, method: 'POST', path: '/events', headers: { host: 'files.test', 'transfer-encoding': 'chunked' } });
+      const chunk = Buffer.alloc(16 * 1024, 0x20);
+      let writing = true;
+      const pump = () => {
+        while (writing && req.write(chunk));
+        if (writing) req.once('drain', pump);
+      };
+      req.once('response', (res) => {
+        writing = false;
+        res.resume();
+        resolve({ status: res.statusCode ?? 0 });
+        req.destroy();
+      });
+      req.once('error', (e) => (writing ? reject(e) : undefined));
+      pump();
+      setTimeout(() => reject(new Error('no answer within 10 s')), 10_000).unref();
+    });
+    expect(result).toEqual({ status: 413 });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await stillServing();
+  });
 });
 
 describe('over-long request targets', () => {
