@@ -7,7 +7,7 @@
  *     [-c certificateArn=arn:aws:acm:us-east-1:...] [-c stackName=ArtifactGateway] [-c nag=false]
  *
  * The gateway stack is in us-east-1 (CloudFront); one more stack per region holds that region's
- * gateway function (the first region also the rules table and analytics). cdk-nag's AwsSolutions
+ * gateway function (the first region also the rules table, analytics and the salt table). cdk-nag's AwsSolutions
  * checks run on every synth unless `-c nag=false`.
  */
 import { App, Stack, Validations } from 'aws-cdk-lib';

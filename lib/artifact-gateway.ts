@@ -9,6 +9,7 @@
  *             one per region, each reading its replica of the global rules table
  *               ▼
  *             events ─▶ Firehose ─▶ S3 (Parquet, dt=) ─▶ Glue table ─▶ Athena workgroup
+ *             visitor ids ◀─ daily salt table (primary region; an hourly function rotates it)
  *
  * The construct lives in a stack in us-east-1 (CloudFront's certificate and Lambda@Edge region)
  * that has `crossRegionReferences: true`; it adds one stack per gateway region next to it.
@@ -44,6 +45,7 @@ import { buildEdgeConfig } from './edge-config';
 import { acknowledge, acknowledgeAwsCustomResourceSingleton, finding } from './nag';
 import { RegionalGateway } from './regional-gateway';
 import { RulesTable } from './rules-table';
+import { SaltTable } from './salt-table';
 import type { GatewayRules } from './rules';
 
 export interface ArtifactGatewayProps {
@@ -133,13 +135,15 @@ export class ArtifactGateway extends Construct {
   readonly analyticsDatabaseName?: string;
   /** Athena workgroup for analytics queries; undefined without analytics. */
   readonly analyticsWorkgroupName?: string;
+  /** The visitor-id salt table (primary region, one item per UTC day, deleted within 48 hours); undefined without analytics. */
+  readonly saltTable?: dynamodb.ITable;
   /** The regional gateway functions, by region. */
   readonly gatewayFunctions: Readonly<Record<string, lambda.IFunction>>;
   /** The stacks this construct added, one per region (the primary region's also holds the table and analytics). */
   readonly regionalStacks: Readonly<Record<string, Stack>>;
   /** Without a hosted zone or certificate: the stack that requests the certificate and prints its DNS validation records. */
   readonly certificateStack?: Stack;
-  /** Alarms: error rate, latency, throttles, stale rules and dropped events per region, Firehose delivery. */
+  /** Alarms: error rate, latency, throttles, stale rules and dropped events per region; Firehose delivery and salt maintenance. */
   readonly alarms: cloudwatch.IAlarm[];
   readonly dashboard: cloudwatch.Dashboard;
   /** The validated rules deployed with the gateway. */
@@ -151,6 +155,7 @@ export class ArtifactGateway extends Construct {
   private readonly regional: RegionalParts[];
   private readonly table: RulesTable;
   private readonly analytics?: GatewayAnalytics;
+  private readonly salts?: SaltTable;
   private readonly cfnDistribution: cloudfront.CfnDistribution;
 
   constructor(scope: Construct, id: string, props: ArtifactGatewayProps) {
@@ -183,7 +188,7 @@ export class ArtifactGateway extends Construct {
         env: { account: Token.isUnresolved(stack.account) ? undefined : stack.account, region },
         // Lets the regional stacks name each other's resources; values still travel as weak references (Fn::GetStackOutput).
         crossRegionReferences: true,
-        description: `artifact-gateway ${this.gatewayName}: gateway function in ${region}${region === regions[0] ? ', rules table and analytics' : ''}`,
+        description: `artifact-gateway ${this.gatewayName}: gateway function in ${region}${region === regions[0] ? ', rules table, analytics and salt table' : ''}`,
       });
       // Values cross stacks as outputs read with Fn::GetStackOutput (also across regions): no export
       // locks between the stacks, no reader/writer custom resources. See weakly() for the other direction.
@@ -213,14 +218,22 @@ export class ArtifactGateway extends Construct {
       this.analyticsBucket = this.analytics.bucket;
       this.analyticsDatabaseName = this.analytics.databaseName;
       this.analyticsWorkgroupName = this.analytics.workgroupName;
+      this.salts = new SaltTable(primary, 'Salts', {
+        tableName: `${this.gatewayName}-salts`.replace(/[^A-Za-z0-9_.-]/g, '-'),
+        gatewayName: this.gatewayName,
+        logRetention,
+      });
+      this.saltTable = this.salts.table;
     }
     const stream = this.analytics?.deliveryStream;
+    const salts = this.salts?.table;
     this.regional = regions.map((region) => {
       const gateway = new RegionalGateway(stacks[region], 'Gateway', {
         gatewayName: this.gatewayName,
         rulesFile,
         rulesTableName: this.table.table.tableName,
         eventsStream: stream && { name: stream.deliveryStreamName, arn: stream.deliveryStreamArn, region: this.primaryRegion },
+        saltTable: salts && { name: salts.tableName, arn: salts.tableArn, region: this.primaryRegion },
         cacheDownloadsSeconds: props.cacheDownloads ? props.cacheDownloads.toSeconds() : null,
         memorySize: props.memorySize ?? 512,
         timeout: props.timeout ?? Duration.seconds(60),
@@ -559,7 +572,7 @@ export class ArtifactGateway extends Construct {
       evaluationPeriods: 3,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    })];
+    }), ...(this.salts ? [this.salts.alarm] : [])];
   }
 
   private createDashboard(): cloudwatch.Dashboard {

@@ -1,7 +1,7 @@
 /**
  * One region's gateway: the function (the engine behind a function URL with IAM auth and
- * response streaming), its log group, a role that can read the rules table's local replica and
- * write the events stream and nothing else, and its alarms.
+ * response streaming), its log group, a role that can read the rules table's local replica, write
+ * the events stream and read or create the day's visitor-id salt and nothing else, and its alarms.
  */
 import * as fs from 'node:fs';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
@@ -24,6 +24,8 @@ export interface RegionalGatewayProps {
   readonly rulesTableName: string;
   /** The events stream (in the analytics region), or undefined without analytics. */
   readonly eventsStream?: { readonly name: string; readonly arn: string; readonly region: string };
+  /** The visitor-id salt table (in the analytics region), or undefined without analytics. */
+  readonly saltTable?: { readonly name: string; readonly arn: string; readonly region: string };
   readonly cacheDownloadsSeconds: number | null;
   readonly memorySize: number;
   readonly timeout: Duration;
@@ -60,6 +62,14 @@ export class RegionalGateway extends Construct {
         resources: [props.eventsStream.arn],
       }));
     }
+    if (props.saltTable) {
+      // DynamoDbSaltStore.saltFor(): a consistent GetItem, and a conditional PutItem by the first caller of a day.
+      this.role.addToPrincipalPolicy(new iam.PolicyStatement({
+        sid: 'ReadOrCreateDailySalt',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+        resources: [props.saltTable.arn],
+      }));
+    }
     const rulesFile = props.rulesFile;
     this.function = new nodejs.NodejsFunction(this, 'Function', {
       // A name known at synth time: the distribution's stack refers to it from us-east-1.
@@ -77,6 +87,7 @@ export class RegionalGateway extends Construct {
         GATEWAY_NAME: props.gatewayName,
         RULES_TABLE_NAME: props.rulesTableName,
         ...(props.eventsStream && { EVENTS_STREAM_NAME: props.eventsStream.name, EVENTS_STREAM_REGION: props.eventsStream.region }),
+        ...(props.saltTable && { SALT_TABLE_NAME: props.saltTable.name, SALT_TABLE_REGION: props.saltTable.region }),
         ...(props.cacheDownloadsSeconds && { CACHE_DOWNLOADS_SECONDS: String(props.cacheDownloadsSeconds) }),
         POWERTOOLS_LOG_LEVEL: 'INFO',
       },

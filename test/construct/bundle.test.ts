@@ -1,7 +1,7 @@
 /**
  * The functions as esbuild bundles them (NodejsFunction, local bundling): the gateway bundle
  * carries the validated rules and, run with the Lambda runtime's streaming API stood in, answers
- * a real function URL event; the Lambda@Edge and custom resource bundles are complete.
+ * a real function URL event; the Lambda@Edge, custom resource and salt maintenance bundles are complete.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -80,4 +80,20 @@ test('the custom resource bundles leave the AWS SDK to the runtime', () => {
   const code = fs.readFileSync(path.join(dir, 'index.js'), 'utf8');
   expect(code).toMatch(/require\("@aws-sdk\/client-dynamodb"\)/);
   expect(code).toMatch(/require\("@aws-sdk\/client-s3"\)/);
+});
+
+test('the salt maintenance bundle leaves the AWS SDK to the runtime and refuses to run without its table', async () => {
+  const dir = assetDir(s.regional['us-east-1'], (id) => id.startsWith('SaltsMaintenanceFunction'));
+  const code = fs.readFileSync(path.join(dir, 'index.js'), 'utf8');
+  expect(code).toMatch(/require\("@aws-sdk\/client-dynamodb"\)/);
+  // The Lambda runtime provides the AWS SDK the bundle leaves out; here, the project's copy does.
+  fs.symlinkSync(path.resolve(__dirname, '../../node_modules'), path.join(dir, 'node_modules'), 'dir');
+  const { handler } = require(path.join(dir, 'index.js')) as { handler: () => Promise<unknown> };
+  const saved = process.env.SALT_TABLE_NAME;
+  delete process.env.SALT_TABLE_NAME;
+  try {
+    await expect(handler()).rejects.toThrow('salt maintenance: SALT_TABLE_NAME is not set');
+  } finally {
+    if (saved !== undefined) process.env.SALT_TABLE_NAME = saved;
+  }
 });

@@ -69,7 +69,7 @@ describe('stacks and regions', () => {
     }
   });
 
-  test('IAM least privilege: the gateway reads its own region\'s replica and writes the events stream, nothing more', () => {
+  test('IAM least privilege: the gateway reads its own region\'s replica, writes the events stream and reads or creates the day\'s salt, nothing more', () => {
     for (const r of REGIONS) {
       const t = s.regional[r];
       const [[fnId, fn]] = resourcesOf(t, 'AWS::Lambda::Function').filter(([, f]) => f.Properties.FunctionName === `Gw-Gateway-${r}`);
@@ -83,7 +83,9 @@ describe('stacks and regions', () => {
         ['logs:CreateLogStream', 'logs:PutLogEvents'],
         ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:BatchGetItem'],
         ['firehose:PutRecord', 'firehose:PutRecordBatch'],
+        ['dynamodb:GetItem', 'dynamodb:PutItem'],
       ]);
+      expect(JSON.stringify(statements[3].Resource)).toMatch(/SaltsTable/);
       expect(JSON.stringify(statements)).not.toContain('"*"');
       const tableArn = JSON.stringify(statements[1].Resource);
       expect(tableArn).toContain(`:dynamodb:${r}:`);
@@ -277,6 +279,76 @@ describe('analytics', () => {
   });
 });
 
+describe('visitor-id salt table', () => {
+  /** Every IAM statement of the regional stacks that names the salt table, with the role it belongs to. */
+  function saltStatements(): Array<{ region: string; role: string; actions: string[] }> {
+    return REGIONS.flatMap((region) => resourcesOf(s.regional[region], 'AWS::IAM::Policy').flatMap(([, p]) =>
+      (p.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>)
+        .filter((st) => JSON.stringify(st.Resource).includes('SaltsTable'))
+        .map((st) => ({ region, role: p.Properties.Roles[0].Ref as string, actions: [st.Action].flat() }))));
+  }
+
+  test('one single-region table in the primary region: key day, TTL expires_at as a backstop, no point-in-time recovery, destroyed with the gateway', () => {
+    const t = s.regional['us-east-1'];
+    const [[id, table], ...more] = resourcesOf(t, 'AWS::DynamoDB::Table');
+    expect(more).toEqual([]);
+    expect(id).toMatch(/^SaltsTable/);
+    expect(table.Properties).toMatchObject({
+      TableName: 'Gw-Gateway-salts',
+      KeySchema: [{ AttributeName: 'day', KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: 'day', AttributeType: 'S' }],
+      TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false },
+      BillingMode: 'PAY_PER_REQUEST',
+    });
+    expect(table.Properties.Replicas).toBeUndefined();
+    t.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Delete', UpdateReplacePolicy: 'Delete' });
+    for (const r of REGIONS.slice(1)) s.regional[r].resourceCountIs('AWS::DynamoDB::Table', 0);
+    expect(s.gateway.saltTable).toBeDefined();
+  });
+
+  test('every regional gateway function is told the table and its region', () => {
+    for (const r of REGIONS) {
+      const [[, fn]] = resourcesOf(s.regional[r], 'AWS::Lambda::Function').filter(([, f]) => f.Properties.FunctionName === `Gw-Gateway-${r}`);
+      const env = fn.Properties.Environment.Variables;
+      expect(env.SALT_TABLE_REGION).toBe('us-east-1');
+      // The table itself: a Ref in its own stack, the primary stack's output elsewhere.
+      expect(JSON.stringify(env.SALT_TABLE_NAME)).toMatch(r === 'us-east-1' ? /^\{"Ref":"SaltsTable/ : /"Region":"us-east-1".*RefSaltsTable/);
+    }
+  });
+
+  test('on the salt table, gateways may only GetItem and PutItem, the maintenance function only PutItem, Scan and DeleteItem', () => {
+    const statements = saltStatements();
+    const gateways = statements.filter((st) => st.role.startsWith('GatewayRole'));
+    expect(gateways.map((st) => st.region)).toEqual(REGIONS);
+    for (const st of gateways) expect(st.actions).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
+    const others = statements.filter((st) => !st.role.startsWith('GatewayRole'));
+    expect(others).toEqual([{ region: 'us-east-1', role: expect.stringMatching(/^SaltsMaintenanceRole/), actions: ['dynamodb:PutItem', 'dynamodb:Scan', 'dynamodb:DeleteItem'] }]);
+  });
+
+  test('the maintenance function runs hourly on a schedule, logs to its own group with retention, and its role reaches the salt table only', () => {
+    const t = s.regional['us-east-1'];
+    const [[fnId, fn]] = resourcesOf(t, 'AWS::Lambda::Function').filter(([id]) => id.startsWith('SaltsMaintenanceFunction'));
+    expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Environment: { Variables: { SALT_TABLE_NAME: { Ref: expect.stringMatching(/^SaltsTable/) } } } });
+    const [[, rule], ...moreRules] = resourcesOf(t, 'AWS::Events::Rule');
+    expect(moreRules).toEqual([]);
+    expect(rule.Properties).toMatchObject({ ScheduleExpression: 'rate(1 hour)', State: 'ENABLED', Targets: [{ Arn: { 'Fn::GetAtt': [fnId, 'Arn'] } }] });
+    t.hasResourceProperties('AWS::Lambda::Permission', { Action: 'lambda:InvokeFunction', Principal: 'events.amazonaws.com', FunctionName: { 'Fn::GetAtt': [fnId, 'Arn'] } });
+    const logGroupId = fn.Properties.LoggingConfig.LogGroup.Ref;
+    expect(t.toJSON().Resources[logGroupId].Properties.RetentionInDays).toBe(30);
+
+    const roleId = fn.Properties.Role['Fn::GetAtt'][0];
+    const role = t.toJSON().Resources[roleId];
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    const statements = resourcesOf(t, 'AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
+    expect(statements.map((st: { Resource: unknown }) => st.Resource)).toEqual([
+      { 'Fn::GetAtt': [logGroupId, 'Arn'] },
+      { 'Fn::GetAtt': [expect.stringMatching(/^SaltsTable/), 'Arn'] },
+    ]);
+  });
+});
+
 describe('monitoring', () => {
   test('alarms per region (error rate, latency, throttles, stale rules, dropped events) and for event delivery', () => {
     for (const r of REGIONS) {
@@ -286,7 +358,8 @@ describe('monitoring', () => {
     }
     s.regional['us-east-1'].hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'Gw-Gateway-us-east-1-EventDelivery', MetricName: 'DeliveryToS3.DataFreshness', Threshold: 900 });
     s.regional['eu-west-1'].hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'Gw-Gateway-eu-west-1-StaleRules', Namespace: 'ArtifactGateway', MetricName: 'RulesStale', Dimensions: Match.arrayWith([{ Name: 'gateway', Value: 'Gw-Gateway' }]) });
-    expect(s.gateway.alarms).toHaveLength(REGIONS.length * 5 + 1);
+    s.regional['us-east-1'].hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'Gw-Gateway-us-east-1-SaltMaintenance', MetricName: 'Errors', Namespace: 'AWS/Lambda', Period: 3600, DatapointsToAlarm: 2 });
+    expect(s.gateway.alarms).toHaveLength(REGIONS.length * 5 + 2);
     s.global.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
   });
 

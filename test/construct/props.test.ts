@@ -133,11 +133,16 @@ describe('without analytics and without body paths', () => {
   });
   const t = s.regional['eu-west-1'];
 
-  test('no stream, Glue table or workgroup; the gateway role cannot write to any stream', () => {
+  test('no stream, Glue table, workgroup or salt table; the gateway role cannot write to any stream', () => {
     for (const type of ['AWS::KinesisFirehose::DeliveryStream', 'AWS::Glue::Table', 'AWS::Athena::WorkGroup', 'AWS::S3::Bucket']) t.resourceCountIs(type, 0);
     expect(JSON.stringify(t.toJSON())).not.toContain('firehose:');
     const env = resourcesOf(t, 'AWS::Lambda::Function').find(([, f]) => f.Properties.FunctionName === 'Gw-Gateway-eu-west-1')![1].Properties.Environment.Variables;
     expect(env.EVENTS_STREAM_NAME).toBeUndefined();
+    // No salt table (nor its maintenance function and schedule): without events there are no visitor ids.
+    for (const type of ['AWS::DynamoDB::Table', 'AWS::Events::Rule']) t.resourceCountIs(type, 0);
+    expect(env.SALT_TABLE_NAME).toBeUndefined();
+    expect(env.SALT_TABLE_REGION).toBeUndefined();
+    expect(s.gateway.saltTable).toBeUndefined();
     expect(() => s.gateway.grantQueryAnalytics(new iam.AnyPrincipal())).toThrow(/analytics are disabled/);
   });
 
