@@ -4,9 +4,9 @@
  * crawler) whose columns come from the event schema, and an Athena workgroup.
  *
  * The gateway functions write their events to the stream (lambda/analytics/firehose-sink.ts),
- * partitioned by the day Firehose received them.
+ * partitioned by each event's own UTC day (dynamic partitioning on its `time`).
  */
-import { glueColumns as eventTableColumns, partitionProjection } from '../lambda/core/event-table';
+import { FIREHOSE_PARTITIONING, glueColumns as eventTableColumns, PARTITION_KEYS, partitionProjection } from '../lambda/core/event-table';
 import { Aws, Duration, RemovalPolicy, Size } from 'aws-cdk-lib';
 import * as athena from 'aws-cdk-lib/aws-athena';
 import * as firehose from 'aws-cdk-lib/aws-kinesisfirehose';
@@ -81,9 +81,9 @@ export class GatewayAnalytics extends Construct {
       databaseName: this.databaseName,
       tableInput: {
         name: this.tableName,
-        description: 'One row per gateway event (docs/EVENTS.md); partitioned by delivery day',
+        description: 'One row per gateway event (docs/EVENTS.md); partitioned by the event\'s UTC day',
         tableType: 'EXTERNAL_TABLE',
-        partitionKeys: [{ name: 'dt', type: 'string', comment: 'UTC day the event was delivered (yyyy-MM-dd)' }],
+        partitionKeys: PARTITION_KEYS.map((k) => ({ name: k.name, type: k.type, comment: k.comment })),
         parameters: { classification: 'parquet', ...partitionProjection(location, props.firstDay) },
         storageDescriptor: {
           location,
@@ -101,9 +101,12 @@ export class GatewayAnalytics extends Construct {
       deliveryStreamName: props.streamName,
       encryption: firehose.StreamEncryption.awsOwnedKey(),
       destination: new firehose.S3Bucket(this.bucket, {
-        // Firehose's timestamp is the arrival time, in UTC (its default time zone).
-        dataOutputPrefix: 'events/dt=!{timestamp:yyyy-MM-dd}/',
-        errorOutputPrefix: 'errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/',
+        // Dynamic partitioning on the event's own time: an event answered just before midnight and
+        // delivered after it still lands in its day (the named queries select days by `dt`).
+        dynamicPartitioning: { enabled: true },
+        processors: [firehose.MetadataExtractionProcessor.jq16({ ...FIREHOSE_PARTITIONING.jqKeys })],
+        dataOutputPrefix: `events/${FIREHOSE_PARTITIONING.prefix}`,
+        errorOutputPrefix: FIREHOSE_PARTITIONING.errorOutputPrefix,
         bufferingInterval: props.bufferInterval,
         // Record format conversion needs at least 64 MiB.
         bufferingSize: Size.mebibytes(64),

@@ -46,7 +46,9 @@ export const PARTITION_KEYS: readonly TableColumn[] = [{ name: 'dt', type: 'stri
  * lands in the partition of its own day even when it arrives after midnight.
  */
 export const FIREHOSE_PARTITIONING = {
-  /** `MetadataExtraction` processor, `JQ-1.6`. */
+  /** Partition keys and their jq expressions (the `MetadataExtraction` processor, `JQ-1.6`). */
+  jqKeys: { dt: '.time[0:10]' } as Readonly<Record<string, string>>,
+  /** The same as one jq query. */
   jqQuery: '{dt: .time[0:10]}',
   /** S3 prefix under the bucket (the construct may put its own prefix in front). */
   prefix: 'dt=!{partitionKeyFromQuery:dt}/',

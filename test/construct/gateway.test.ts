@@ -242,8 +242,17 @@ describe('analytics', () => {
     const t = s.regional['us-east-1'];
     const [[, stream]] = resourcesOf(t, 'AWS::KinesisFirehose::DeliveryStream');
     const dest = stream.Properties.ExtendedS3DestinationConfiguration;
-    expect(dest.Prefix).toBe('events/dt=!{timestamp:yyyy-MM-dd}/');
+    // Partitioned by the event's own day (dynamic partitioning with jq on `time`), not by arrival.
+    expect(dest.Prefix).toBe('events/dt=!{partitionKeyFromQuery:dt}/');
     expect(dest.ErrorOutputPrefix).toBe('errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/');
+    expect(dest.DynamicPartitioningConfiguration).toMatchObject({ Enabled: true });
+    expect(dest.ProcessingConfiguration).toEqual({
+      Enabled: true,
+      Processors: [{ Type: 'MetadataExtraction', Parameters: expect.arrayContaining([
+        { ParameterName: 'MetadataExtractionQuery', ParameterValue: '{"dt":.time[0:10]}' },
+        { ParameterName: 'JsonParsingEngine', ParameterValue: 'JQ-1.6' },
+      ]) }],
+    });
     expect(dest.BufferingHints).toEqual({ IntervalInSeconds: 300, SizeInMBs: 64 });
     expect(dest.DataFormatConversionConfiguration).toMatchObject({
       Enabled: true,
