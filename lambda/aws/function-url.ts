@@ -18,7 +18,7 @@ import { randomUUID } from 'node:crypto';
 import type { LambdaFunctionURLEvent } from 'aws-lambda';
 import type { CompiledRuleSet } from '../core/compile';
 import type { GatewayEvent } from '../core/events';
-import type { ViewerOrigin } from '../core/complete-event';
+import { cloudFrontViewerIp, viewerOrigin } from '../core/viewer-origin';
 import type { GatewayRequest, Outcome } from '../core/request';
 import { requestHost, REDIRECT_CACHE_CONTROL } from '../core/request';
 import { answerFor } from '../core/answer';
@@ -53,18 +53,9 @@ export interface AdaptedRequest {
   readonly viewer: Viewer;
 }
 
-/** Viewer facts from CloudFront's viewer headers. The address is used for the visitor id only and never stored. */
+/** Viewer facts from CloudFront's viewer headers (trusted here: CloudFront sets them). The address is used for the visitor id only and never stored. */
 export function viewerOf(headers: Readonly<Record<string, string | undefined>>): Viewer {
-  const address = headers['cloudfront-viewer-address'];
-  // "198.51.100.7:46532" or "2001:db8::1:46532": the port follows the last colon.
-  const ip = address && /:\d+$/.test(address) ? address.slice(0, address.lastIndexOf(':')) : null;
-  const country = headers['cloudfront-viewer-country']?.trim().toUpperCase() || null;
-  const subdivision = headers['cloudfront-viewer-country-region']?.trim().toUpperCase() || null;
-  const asn = headers['cloudfront-viewer-asn']?.trim() || null;
-  const origin: ViewerOrigin | null = country || asn
-    ? { country, region: country && subdivision ? `${country}-${subdivision}` : null, asn, org: null }
-    : null;
-  return { ip: ip || null, origin };
+  return { ip: cloudFrontViewerIp(headers, { trusted: true }), origin: viewerOrigin(headers, { trusted: true }) };
 }
 
 /** Translates a function URL event; the raw path and query reach the engine exactly as the viewer sent them. */

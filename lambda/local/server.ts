@@ -6,14 +6,13 @@
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { handleRequest } from '../core/engine';
+import { decide, eventsOf } from '../core/run';
+import { answerFor } from '../core/answer';
 import type { CompiledRuleSet } from '../core/compile';
 import { RulesUnavailableError, staticRuleSource, type RuleSource } from '../core/rule-source';
 import type { Decision, GatewayRequest, Headers, Outcome } from '../core/request';
 import type { FinalDecision } from '../core/fetch';
-import { header, optedOut, requestHost } from '../core/request';
-import { completeEvents } from '../core/complete-event';
-import { visitorId } from '../core/visitor';
+import { header, requestHost } from '../core/request';
 import { issueGatewayToken, type ChallengeCache, type RegistryHttp } from '../core/registry-auth';
 import { DEFAULT_PROXY_OPTIONS, fetchUpstream, proxyRequest, type ProxyOptions } from './proxy';
 import { carryOutFetch } from './upstream-fetch';
@@ -101,14 +100,10 @@ function finished(res: http.ServerResponse): Promise<void> {
 
 /** Writes an answer the gateway makes itself; HEAD gets the headers of GET and no body. */
 function writeResponse(res: http.ServerResponse, method: string, status: number, headers: Readonly<Record<string, string>>, body: Uint8Array | string): void {
-  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-  const out: Record<string, string> = { ...headers };
-  // HEAD keeps the length of the GET answer, which the engine states; otherwise it is the body's.
-  if (!(method === 'HEAD' && out['content-length'] !== undefined) && status !== 304 && status !== 204) {
-    out['content-length'] = String(bytes.length);
-  }
-  res.writeHead(status, out);
-  res.end(method === 'HEAD' || status === 304 ? undefined : bytes);
+  // The same wire form as every adapter (HEAD keeps the GET's length; 304 and HEAD send no body).
+  const a = answerFor({ type: 'respond', status, headers, body }, method);
+  res.writeHead(a.status, a.headers);
+  res.end(a.body.length ? a.body : undefined);
 }
 
 export class LocalGateway {
@@ -205,13 +200,9 @@ export class LocalGateway {
       if (this.opts.accessLog) this.opts.log.info(`${method} ${e.domain}${target.rawPath} 503 rules unavailable`);
       return;
     }
-    let outcome: Outcome = handleRequest(rules, greq);
-    if (outcome.decision.type === 'read-body') {
-      const { body, truncated } = await readBody(req, outcome.decision.limit);
-      greq = { ...greq, body, bodyTruncated: truncated };
-      outcome = handleRequest(rules, greq);
-      if (outcome.decision.type === 'read-body') throw new Error('engine asked for the body twice');
-    }
+    const decided = await decide(rules, greq, (limit) => readBody(req, limit));
+    let outcome: Outcome = decided.outcome;
+    greq = decided.request;
     let status: number;
     if (outcome.decision.type === 'fetch') {
       const d = outcome.decision;
@@ -273,27 +264,17 @@ export class LocalGateway {
   }
 
   private async record(outcome: Outcome, req: GatewayRequest, status: number, raw: http.IncomingMessage): Promise<void> {
-    if (!outcome.events.length || outcome.domain === null || optedOut(req.headers)) return;
-    const userAgent = header(req.headers, 'user-agent');
+    if (!outcome.events.length || outcome.domain === null) return;
     const time = new Date();
     // Only the socket's own peer address counts (or, behind CloudFront, the viewer address it
     // sets); a client-supplied X-Forwarded-For is ignored. Read before awaiting: a closed socket
     // no longer knows its peer.
     const trusted = this.opts.trustViewerHeaders === true;
-    const ip = cloudFrontViewerIp(req.headers, { trusted }) ?? raw.socket.remoteAddress ?? null;
-    const salt = await this.salt.current(time);
-    const domain = outcome.domain;
-    const events = completeEvents(outcome.events, {
-      domain,
-      method: req.method,
-      path: req.rawPath,
-      status,
-      time,
-      userAgent,
-      origin: viewerOrigin(req.headers, { trusted }),
-      visitorIdFor: (packageId) => (salt === null ? null : visitorId(salt, ip, userAgent, domain, packageId)),
-      newId: randomUUID,
-    });
-    this.opts.sink.write(events);
+    const viewer = { ip: cloudFrontViewerIp(req.headers, { trusted }) ?? raw.socket.remoteAddress ?? null, origin: viewerOrigin(req.headers, { trusted }) };
+    // A salt that cannot be had (store failing) means events without a visitor id.
+    const salt = (await this.salt.current(time)) ?? '';
+    const events = eventsOf(outcome, req, status, viewer, { salt, time, newId: randomUUID });
+    if (events.length) this.opts.sink.write(events);
   }
+
 }

@@ -103,8 +103,10 @@ describe('adaptEvent', () => {
   test('viewer facts come from CloudFront viewer headers (IPv4 and IPv6 with port), never from X-Forwarded-For', () => {
     expect(viewerOf({ 'cloudfront-viewer-address': '203.0.113.9:51234', 'cloudfront-viewer-country': 'de', 'cloudfront-viewer-country-region': 'be', 'cloudfront-viewer-asn': '3320' }))
       .toEqual({ ip: '203.0.113.9', origin: { country: 'DE', region: 'DE-BE', asn: '3320', org: null } });
+    // The ASN-to-organisation table names the networks it knows (the same lookup as the local gateway).
+    expect(viewerOf({ 'cloudfront-viewer-asn': '16509' }).origin).toEqual({ country: null, region: null, asn: '16509', org: 'Amazon' });
     expect(viewerOf({ 'cloudfront-viewer-address': '2001:db8:85a3::8a2e:370:7334:443' }).ip).toBe('2001:db8:85a3::8a2e:370:7334');
-    expect(viewerOf({ 'x-forwarded-for': '198.51.100.1' } as Record<string, string>)).toEqual({ ip: null, origin: null });
+    expect(viewerOf({ 'x-forwarded-for': '198.51.100.1' } as Record<string, string>)).toEqual({ ip: null, origin: { country: null, region: null, asn: null, org: null } });
   });
 });
 
