@@ -17,6 +17,7 @@ interface FileV1Compiled {
   readonly pathPrefix: string;
   readonly incoming: UriTemplate;
   readonly outgoing: UriTemplate | null;
+  readonly fixedOrigin: FixedOrigin | null;
   readonly packageId: string;
 }
 
@@ -25,6 +26,7 @@ interface FileV2Compiled {
   readonly precedence: number;
   readonly incoming: FileRegex;
   readonly outgoing: UriTemplate | null;
+  readonly fixedOrigin: FixedOrigin | null;
   readonly outgoingVars: readonly string[];
   readonly packageId: string;
 }
@@ -79,6 +81,70 @@ function regexFirstSegment(): null {
   return null;
 }
 
+/** The scheme, userinfo and host name an outgoing template writes literally, before any variable. */
+interface FixedOrigin {
+  readonly protocol: string;
+  readonly username: string;
+  readonly password: string;
+  readonly hostname: string;
+}
+
+/**
+ * What a variable must not change in a redirect (no open redirect): the origin the template's
+ * literal text fixes before its first expression. `https://dl.example.com{+path}` fixes
+ * dl.example.com, so a value `@evil.test` cannot turn it into a userinfo. Null when the
+ * template itself puts a variable in the scheme or host (`{+url}`, `https://{mirror}.example.com/`):
+ * the rule's author chose that.
+ */
+function fixedOriginOf(t: UriTemplate): FixedOrigin | null {
+  let prefix = '';
+  for (const part of t.parts) {
+    if (part.kind !== 'literal') break;
+    prefix += part.text;
+  }
+  const empty: Record<string, string> = {};
+  for (const v of t.variableNames) empty[v] = '';
+  let literal: URL;
+  let bare: URL;
+  try {
+    literal = new URL(prefix);
+    bare = new URL(expandTemplate(t, empty));
+  } catch {
+    return null;
+  }
+  // Where the literal prefix is a whole origin, expanding every variable to '' keeps that host.
+  if (literal.hostname === '' || literal.hostname !== bare.hostname || literal.protocol !== bare.protocol) return null;
+  return { protocol: literal.protocol, username: literal.username, password: literal.password, hostname: literal.hostname };
+}
+
+/** Control characters, spaces, backslashes and non-ASCII never belong in a Location we send. */
+const UNSAFE_LOCATION = /[\u0000-\u0020\u007f-\uffff\\]/;
+
+/**
+ * A redirect target built from request values is sent only when it is an absolute http(s) URL,
+ * free of characters that could split a header or confuse a client's URL parser, and on the
+ * origin the template fixes. Otherwise null.
+ */
+export function safeRedirectTarget(location: string, fixed: FixedOrigin | null): string | null {
+  if (UNSAFE_LOCATION.test(location)) return null;
+  let u: URL;
+  try {
+    u = new URL(location);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') return null;
+  if (fixed && (u.protocol !== fixed.protocol || u.username !== fixed.username || u.password !== fixed.password || u.hostname !== fixed.hostname)) return null;
+  return location;
+}
+
+/** The answer when a request's values would make a redirect leave its rule's origin (or break the URL). */
+function rejectedRedirect(kind: 'file' | 'catch-all', packageId: string, variables: Record<string, string>): FileResult {
+  const events: EventDraft[] = [{ kind, action: 'rejected', countable: false, package_id: packageId, target: null, variables, version: variables.version ?? null, body_event: null }];
+  const body = JSON.stringify({ error: 'bad_request', message: 'the request path does not make a valid redirect target for this rule' });
+  return { decision: { type: 'respond', status: 400, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body }, events };
+}
+
 /** Rules in manifest order, all of one domain. */
 export function compileFiles(v1: FileV1Rule[], v2: FileV2Rule[]): FileIndex | null {
   if (!v1.length && !v2.length) return null;
@@ -101,13 +167,14 @@ export function compileFiles(v1: FileV1Rule[], v2: FileV2Rule[]): FileIndex | nu
   for (const { r } of v1Sorted) {
     const incoming = parseTemplate(r['incoming-path']);
     const outgoing = r['outgoing-url'] == null ? null : parseTemplate(r['outgoing-url']);
-    add({ type: 'file-v1', precedence: precedence++, pathPrefix: literalPathPrefix(incoming).prefix, incoming, outgoing, packageId: r['package-id'] }, literalFirstSegment(incoming));
+    const fixedOrigin = outgoing && fixedOriginOf(outgoing);
+    add({ type: 'file-v1', precedence: precedence++, pathPrefix: literalPathPrefix(incoming).prefix, incoming, outgoing, fixedOrigin, packageId: r['package-id'] }, literalFirstSegment(incoming));
   }
   for (const { r } of v2Sorted) {
     const incoming = compileFileRegex(r['incoming-path']);
     if ('problem' in incoming) throw new Error(`invalid file-v2 rule: ${incoming.problem}`);
     const outgoing = r['outgoing-url'] == null ? null : parseTemplate(r['outgoing-url']);
-    add({ type: 'file-v2', precedence: precedence++, incoming, outgoing, outgoingVars: outgoing?.variableNames ?? [], packageId: r['package-id'] }, regexFirstSegment());
+    add({ type: 'file-v2', precedence: precedence++, incoming, outgoing, fixedOrigin: outgoing && fixedOriginOf(outgoing), outgoingVars: outgoing?.variableNames ?? [], packageId: r['package-id'] }, regexFirstSegment());
   }
   return { byFirstSegment, anySegment };
 }
@@ -167,14 +234,16 @@ function tryFileV1(rule: FileV1Compiled, req: GatewayRequest): FileResult | 'rea
   if (vars) {
     if (rule.outgoing) {
       for (const v of rule.outgoing.variableNames) if (!vars.has(v)) return null;
-      location = mergeQuery(expandTemplate(rule.outgoing, vars), req.rawQuery);
+      location = safeRedirectTarget(mergeQuery(expandTemplate(rule.outgoing, vars), req.rawQuery), rule.fixedOrigin);
+      if (location === null) return rejectedRedirect('file', rule.packageId, decodedVariables(vars));
     }
   } else {
     // No variable bound: only a template without variables can match, literally.
     if (rule.incoming.variableNames.length > 0 || !matchesLiteral(rule.incoming, req.rawPath, req.rawQuery)) return null;
     if (rule.outgoing) {
       if (rule.outgoing.variableNames.length > 0) return null;
-      location = mergeQuery(expandTemplate(rule.outgoing, {}), req.rawQuery);
+      location = safeRedirectTarget(mergeQuery(expandTemplate(rule.outgoing, {}), req.rawQuery), rule.fixedOrigin);
+      if (location === null) return rejectedRedirect('file', rule.packageId, {});
     }
     vars = new Map();
   }
@@ -193,7 +262,8 @@ function tryFileV2(rule: FileV2Compiled, req: GatewayRequest): FileResult | null
   let location: string | null = null;
   if (rule.outgoing) {
     for (const v of rule.outgoingVars) if (!vars.has(v)) return null;
-    location = mergeQuery(expandTemplate(rule.outgoing, vars), req.rawQuery);
+    location = safeRedirectTarget(mergeQuery(expandTemplate(rule.outgoing, vars), req.rawQuery), rule.fixedOrigin);
+    if (location === null) return rejectedRedirect('file', rule.packageId, decodedVariables(vars));
   }
   return fileOutcome(req, 'file', rule.packageId, location, decodedVariables(vars));
 }
@@ -212,11 +282,16 @@ export function handleFiles(index: FileIndex, req: GatewayRequest): FileResult |
 export interface CatchAllCompiled {
   readonly packageId: string;
   readonly targetDomain: string | null;
+  /** The target's origin: a request's path never changes it. */
+  readonly fixedOrigin: FixedOrigin | null;
 }
 
 export function compileCatchAll(rules: CatchAllV1Rule[]): CatchAllCompiled | null {
   const r = rules[rules.length - 1]; // a second catch-all on a domain replaces the first (validation warns)
-  return r ? { packageId: r['package-id'], targetDomain: r['redirect-target-domain'] ?? null } : null;
+  if (!r) return null;
+  const targetDomain = r['redirect-target-domain'] ?? null;
+  const fixedOrigin = targetDomain === null ? null : new URL(`https://${targetDomain}`);
+  return { packageId: r['package-id'], targetDomain, fixedOrigin };
 }
 
 /** catch-all-v1: 307 to the same path and query on the target domain, each segment strictly re-encoded. */
@@ -228,7 +303,8 @@ export function handleCatchAll(rule: CatchAllCompiled, req: GatewayRequest): Fil
     const path = segments
       ? (req.rawPath === '/' ? '' : segments.map((s) => `/${strictEncode(s)}`).join(''))
       : encodeUnsafe(req.rawPath === '/' ? '' : req.rawPath);
-    location = `https://${rule.targetDomain}${path}${reencodeQuery(req.rawQuery)}`;
+    location = safeRedirectTarget(`https://${rule.targetDomain}${path}${reencodeQuery(req.rawQuery)}`, rule.fixedOrigin);
+    if (location === null) return rejectedRedirect('catch-all', rule.packageId, {});
   }
   return fileOutcome(req, 'catch-all', rule.packageId, location, {});
 }

@@ -117,6 +117,27 @@ export const fields = {
       throw e;
     }
   }),
+  /** An outgoing (redirect) template: absolute http(s), or starting with a variable the author means to hold a whole URL. */
+  redirectTemplate: kind<string>('RFC 6570 URI template of an absolute http(s) URL, e.g. "https://dl.example.com/{file}"', (v) => {
+    if (typeof v !== 'string') return bad(`got ${describe(v)}`);
+    try {
+      parseTemplate(v);
+    } catch (e) {
+      if (e instanceof TemplateSyntaxError) return bad(`${JSON.stringify(v)}: ${e.message}`);
+      throw e;
+    }
+    // Redirects are always absolute (a relative one would let `//host` in a variable pick the host).
+    if (!/^(https?:\/\/[^/?#{}]|\{)/i.test(v)) return bad(`${JSON.stringify(v)} must start with "https://" or "http://" and a host`);
+    return ok(v);
+  }),
+  /** catch-all-v1's target: a host (optionally :port and a path prefix), never a userinfo, query or whitespace. */
+  targetDomain: kind<string>('host name, e.g. "downloads.example.com"', (v) => {
+    if (typeof v !== 'string') return bad(`got ${describe(v)}`);
+    if (!/^[a-z0-9]([a-z0-9_.-]*[a-z0-9_])?(:\d{1,5})?(\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*)?$/i.test(v.trim())) {
+      return bad(`${JSON.stringify(v)} is not a host name (optionally with :port and a path)`);
+    }
+    return ok(v.trim());
+  }),
   regex: kind<string>('regular expression with named groups, e.g. "/dl/(?<version>[0-9.]+)"', (v) => {
     if (typeof v !== 'string') return bad(`got ${describe(v)}`);
     const r = compileFileRegex(v);
@@ -224,7 +245,7 @@ export const RULE_TYPES = {
     fields: {
       domain: fields.domain(),
       'incoming-path': fields.template({ required: true, doc: 'Template matched against the raw request path (and the query, if the template has a query part), e.g. `/{package}-{version}.tar.gz`.' }),
-      'outgoing-url': fields.template({ required: true, nullable: true, doc: 'Redirect target template. `null`: answer 200 and only record the hit (a beacon).' }),
+      'outgoing-url': fields.redirectTemplate({ required: true, nullable: true, doc: 'Redirect target template. `null`: answer 200 and only record the hit (a beacon).' }),
       'package-id': fields.packageId({ required: true, doc: 'Package id recorded in every event of this rule.' }),
       'package-name': informational('package name'),
       owner: informational('owner'),
@@ -235,7 +256,7 @@ export const RULE_TYPES = {
     fields: {
       domain: fields.domain(),
       'incoming-path': fields.regex({ required: true, doc: 'Regular expression searched in the raw path (not anchored; the query is not part of it). Named groups `(?<name>...)` become variables.' }),
-      'outgoing-url': fields.template({ required: true, nullable: true, doc: 'Redirect target template using the named groups. `null`: answer 200 and only record.' }),
+      'outgoing-url': fields.redirectTemplate({ required: true, nullable: true, doc: 'Redirect target template using the named groups. `null`: answer 200 and only record.' }),
       'package-id': fields.packageId({ required: true, doc: 'Package id recorded in every event of this rule.' }),
       'package-name': informational('package name'),
       owner: informational('owner'),
@@ -286,7 +307,7 @@ export const RULE_TYPES = {
     fields: {
       domain: fields.domain(),
       'package-id': fields.packageId({ required: true, doc: 'Package id recorded in every event of this rule.' }),
-      'redirect-target-domain': fields.nonEmptyString({ doc: 'Target host: 307 to `https://<target><path><query>`. Absent: answer 200 and only record.' }),
+      'redirect-target-domain': fields.targetDomain({ doc: 'Target host: 307 to `https://<target><path><query>`. Absent: answer 200 and only record.' }),
       'package-name': informational('package name'),
       owner: informational('owner'),
     },
