@@ -204,7 +204,7 @@ export async function handleFunctionUrlEvent(event: LambdaFunctionURLEvent, open
       status = await answer(d);
       break;
     case 'registry-token': {
-      const t = await issueGatewayToken(d, { get: (url, headers) => fetchUpstream(url, headers, proxyOpts) }, deps.challenges ?? new Map(), now());
+      const t = await issueGatewayToken(d, { get: (url, headers, namedBy) => fetchUpstream(url, headers, proxyOpts, namedBy) }, deps.challenges ?? new Map(), now());
       if (t.error) deps.log?.('warn', 'registry token not issued', { status: t.status, error: t.error });
       await writeAll(open(toResponseHead(t.status, t.headers)), request.method === 'HEAD' ? new Uint8Array(0) : Buffer.from(t.body));
       status = t.status;

@@ -150,7 +150,8 @@ export interface RegistryHttpResponse {
 
 /** GET requests to upstream registries and their token services; rejects when the host cannot be reached. */
 export interface RegistryHttp {
-  get(url: string, headers: Readonly<Record<string, string>>): Promise<RegistryHttpResponse>;
+  /** `namedBy`: the upstream base URL whose challenge named `url` (a token realm): the adapter limits where such a URL may lead. */
+  get(url: string, headers: Readonly<Record<string, string>>, namedBy?: string): Promise<RegistryHttpResponse>;
 }
 
 /** What an upstream's `/v2/` ping asks for: a Bearer token service, Basic credentials, or nothing. */
@@ -206,7 +207,7 @@ async function upstreamAuth(baseUrl: string, http: RegistryHttp, cache: Challeng
   return auth;
 }
 
-async function upstreamToken(host: string, auth: { realm: string; service: string | null }, scopes: readonly string[], credentials: string | null, http: RegistryHttp): Promise<{ token: string; seconds: number }> {
+async function upstreamToken(host: string, baseUrl: string, auth: { realm: string; service: string | null }, scopes: readonly string[], credentials: string | null, http: RegistryHttp): Promise<{ token: string; seconds: number }> {
   let url: URL;
   try {
     url = new URL(auth.realm);
@@ -217,7 +218,7 @@ async function upstreamToken(host: string, auth: { realm: string; service: strin
   for (const s of scopes) url.searchParams.append('scope', s);
   let r: RegistryHttpResponse;
   try {
-    r = await http.get(url.toString(), credentials ? { authorization: credentials } : {});
+    r = await http.get(url.toString(), credentials ? { authorization: credentials } : {}, baseUrl);
   } catch {
     throw new TokenFailure(502, `the token service of upstream registry ${host} is unreachable`);
   }
@@ -252,7 +253,7 @@ export async function issueGatewayToken(plan: TokenPlan, http: RegistryHttp, cac
         // A registry that takes Basic credentials directly: the client's own credentials are the token.
         if (plan.credentials) byHost[u.host] = plan.credentials;
       } else if (auth.kind === 'bearer') {
-        const t = await upstreamToken(u.host, auth, u.scopes, plan.credentials, http);
+        const t = await upstreamToken(u.host, u.baseUrl, auth, u.scopes, plan.credentials, http);
         byHost[u.host] = `Bearer ${t.token}`;
         seconds = Math.min(seconds, t.seconds);
       }

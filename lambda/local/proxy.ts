@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Decision } from '../core/request';
 import type { RegistryHttpResponse } from '../core/registry-auth';
+import { checkLiteralHost, guardedLookup, guardNamedBy, type HopGuard } from './address-guard';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) and headers that must not travel upstream. */
 const DROP_REQUEST = new Set([
@@ -154,15 +155,36 @@ function overridePathPrefix(host: string, upstreams: ReadonlyMap<string, string>
 }
 
 /**
+ * The guard for a URL an upstream named (a token realm): none when the configuration names its
+ * host too (the upstream's own host, an `--upstream` override), else public addresses only
+ * (address-guard.ts).
+ */
+export function guardForNamedUrl(url: URL, namedBy: URL, upstreams: ReadonlyMap<string, string>): HopGuard | undefined {
+  const host = url.host.toLowerCase();
+  if (host === namedBy.host.toLowerCase() || upstreams.has(host)) return undefined;
+  return guardNamedBy(resolveUpstream(namedBy, upstreams));
+}
+
+/**
  * One upstream exchange; resolves with the response (headers received) or rejects. `rawPath`,
  * when given, is sent exactly as it is instead of the URL's (normalised) path and query.
+ * `guard`: the host was named by an upstream, not by the configuration (address-guard.ts).
  */
-export function exchange(url: URL, method: string, headers: Record<string, string | string[]>, body: Readable | null, opts: ProxyOptions, rawPath?: string): Promise<http.IncomingMessage> {
+export function exchange(url: URL, method: string, headers: Record<string, string | string[]>, body: Readable | null, opts: ProxyOptions, rawPath?: string, guard?: HopGuard): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     const secure = url.protocol === 'https:';
+    if (guard) {
+      try {
+        checkLiteralHost(url.hostname, guard);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+    }
     const req = (secure ? https : http).request({
       protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || undefined,
       path: rawPath ?? `${url.pathname}${url.search}`, method, headers, agent: secure ? agents.https : agents.http,
+      ...(guard ? { lookup: guardedLookup(guard) } : {}),
     });
     const timer = setTimeout(() => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT_HEADERS' })), opts.headersTimeoutMs);
     req.setTimeout(opts.idleTimeoutMs, () => req.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT_IDLE' })));
@@ -230,12 +252,14 @@ export async function forwardToUpstream(req: UpstreamRequest, target: ProxyTarge
   const hasBody = req.body !== null;
   let publicUrl = new URL(target.url);
   const originHost = publicUrl.host.toLowerCase();
+  const originProtocol = publicUrl.protocol;
   let upstreamRes: http.IncomingMessage;
   let contacted: URL;
   for (let hop = 0; ; hop++) {
     contacted = resolveUpstream(publicUrl, opts.upstreams);
-    // Credentials go only to the configured upstream host, never to a third host or a CDN.
-    const headers = forwardHeaders(req.rawHeaders, contacted, publicUrl.host.toLowerCase() === originHost, target.authorization);
+    // Credentials go only to the configured upstream host (and never over a downgrade to http), never to a third host or a CDN.
+    const sameOrigin = publicUrl.host.toLowerCase() === originHost && publicUrl.protocol === originProtocol;
+    const headers = forwardHeaders(req.rawHeaders, contacted, sameOrigin, target.authorization);
     try {
       // The first request carries the raw path the engine built, byte for byte; later hops follow upstream Locations.
       const rawPath = hop === 0 ? `${overridePathPrefix(publicUrl.host, opts.upstreams)}${rawPathOf(target.url)}` : undefined;
@@ -309,10 +333,13 @@ const FETCH_LIMIT = 1024 * 1024;
 /**
  * A small GET to an upstream registry or its token service (the gateway's token endpoint), with
  * the `--upstream` override applied; no redirects followed. Rejects when unreachable or too large.
+ * `namedBy`: the configured upstream whose answer named this URL (a token realm), which limits
+ * where it may lead (address-guard.ts).
  */
-export async function fetchUpstream(url: string, headers: Readonly<Record<string, string>>, opts: ProxyOptions): Promise<RegistryHttpResponse> {
+export async function fetchUpstream(url: string, headers: Readonly<Record<string, string>>, opts: ProxyOptions, namedBy?: string): Promise<RegistryHttpResponse> {
   const contacted = resolveUpstream(new URL(url), opts.upstreams);
-  const res = await exchange(contacted, 'GET', { ...headers, host: contacted.host }, null, opts);
+  const guard = namedBy === undefined ? undefined : guardForNamedUrl(new URL(url), new URL(namedBy), opts.upstreams);
+  const res = await exchange(contacted, 'GET', { ...headers, host: contacted.host }, null, opts, undefined, guard);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of res as AsyncIterable<Buffer>) {

@@ -120,7 +120,7 @@ export class LocalGateway {
   constructor(private readonly opts: LocalGatewayOptions) {
     this.ruleSource = typeof opts.rules === 'function' ? staticRuleSource(opts.rules) : opts.rules;
     const proxyOpts = { ...DEFAULT_PROXY_OPTIONS, ...opts.proxy, upstreams: opts.upstreams };
-    this.registryHttp = { get: (url, headers) => fetchUpstream(url, headers, proxyOpts) };
+    this.registryHttp = { get: (url, headers, namedBy) => fetchUpstream(url, headers, proxyOpts, namedBy) };
     this.salt = new DailySaltCache(opts.saltStore ?? new InMemorySaltStore(), { onError: (m) => opts.log.warn(m) });
     this.upstreamCache = opts.upstreamCache ?? new UpstreamCache();
   }

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { EventDraft } from '../core/events';
 import { fetchCacheKey, type FetchDecision, type FetchFailure, type FetchPlan, type FinalDecision, type UpstreamHead } from '../core/fetch';
-import { exchange, resolveUpstream, type ProxyOptions } from './proxy';
+import { exchange, guardForNamedUrl, resolveUpstream, type ProxyOptions } from './proxy';
 import type { CachedUpstream, UpstreamCache } from './upstream-cache';
 
 export interface FetchOptions {
@@ -69,15 +69,19 @@ function decoded(res: http.IncomingMessage): Readable {
 }
 
 async function fetchUpstream(d: FetchDecision, opts: FetchOptions): Promise<{ head: UpstreamHead; body: Readable }> {
-  let publicUrl = new URL(d.url);
+  const configured = new URL(d.url);
+  let publicUrl = configured;
   const exchangeOpts: ProxyOptions = { upstreams: opts.upstreams, headersTimeoutMs: opts.headersTimeoutMs, idleTimeoutMs: opts.idleTimeoutMs, maxHops: opts.maxRedirects };
   for (let hop = 0; ; hop++) {
     const contacted = resolveUpstream(publicUrl, opts.upstreams);
+    // A redirect to a host the configuration does not name may only lead to a public address (address-guard.ts).
+    const guard = hop === 0 ? undefined : guardForNamedUrl(publicUrl, configured, opts.upstreams);
     let res: http.IncomingMessage;
     try {
-      res = await exchange(contacted, 'GET', { ...d.headers, 'accept-encoding': 'gzip, deflate, br', host: contacted.host }, null, exchangeOpts);
+      res = await exchange(contacted, 'GET', { ...d.headers, 'accept-encoding': 'gzip, deflate, br', host: contacted.host }, null, exchangeOpts, undefined, guard);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? '';
+      if (code === 'EADDRBLOCKED') throw new FetchError('bad-response', `upstream ${configured.host} redirected to ${publicUrl.host}, which is not a public address`);
       if (code.startsWith('ETIMEDOUT')) throw new FetchError('timeout', `upstream ${publicUrl.host} did not answer in time`);
       throw new FetchError('unreachable', `upstream ${publicUrl.host} is unreachable (${code || 'connection failed'})`);
     }
