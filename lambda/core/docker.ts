@@ -1,6 +1,7 @@
 /**
  * docker-v1 and docker-v2: the OCI distribution API (`/v2/...`) of one registry domain.
  */
+import { encodeUnsafe } from './encoding';
 import type { DockerMode, DockerV1Rule, DockerV2Rule } from './schema';
 import { ImagePattern, matchImagePattern, parseImagePattern } from './image-pattern';
 import { registryLabel, Upstream, upstreamOf } from './upstream';
@@ -128,7 +129,8 @@ interface RepositoryRequest {
 }
 
 function decide(index: DockerIndex, t: DockerTarget, req: GatewayRequest, path: string, repo: RepositoryRequest | null): Outcome['decision'] {
-  const url = `${t.upstream.baseUrl}${path}${req.rawQuery}`;
+  // Raw bytes a URL cannot carry (a space, CR/LF from a non-HTTP front end) are escaped; valid escapes stay as sent.
+  const url = encodeUnsafe(`${t.upstream.baseUrl}${path}${req.rawQuery}`);
   if (!index.ownRealm) {
     const basicAuth = header(req.headers, 'authorization')?.startsWith('Basic') ?? false;
     const redirect = t.mode === 'redirect' || (t.mode === 'auto' && !basicAuth && followsRegistryRedirects(header(req.headers, 'user-agent')));

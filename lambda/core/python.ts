@@ -12,7 +12,7 @@ import type { PythonIndexV1Rule, PythonV1Rule } from './schema';
 import { header, REDIRECT_CACHE_CONTROL, requestOrigin, type GatewayRequest, type Outcome } from './request';
 import type { EventDraft } from './events';
 import { GATEWAY_USER_AGENT, type FetchPlan, type TransformResult, type UpstreamHead, type UpstreamTransform } from './fetch';
-import { encodePathSegment } from './encoding';
+import { encodePathSegment, encodeUnsafe } from './encoding';
 import {
   metadataUrl, negotiateSimpleFormat, normalizeProjectName, NOT_ACCEPTABLE_BODY, parseProjectPage, PROJECT_NAME, renderProject, renderRoot,
   SimplePageError, UPSTREAM_ACCEPT, versionFromFilename, type RenderedPage, type SimpleFile, type SimpleFormat, type SimpleProject,
@@ -236,7 +236,7 @@ export function handlePython(index: PythonIndex, req: GatewayRequest, segments: 
     const f = negotiateSimpleFormat(header(req.headers, 'accept'));
     return f ?? { decision: pythonError(406, NOT_ACCEPTABLE_BODY.trimEnd()), events: [{ ...event(packageId), action: 'rejected' }] };
   };
-  const addSlash = (packageId: string | null) => redirect(`${requestOrigin(req, domain)}${req.rawPath}/${req.rawQuery}`, { ...event(packageId), action: 'redirect' });
+  const addSlash = (packageId: string | null) => redirect(`${requestOrigin(req, domain)}${encodeUnsafe(`${req.rawPath}/${req.rawQuery}`)}`, { ...event(packageId), action: 'redirect' });
 
   if (segments.length === 1) return addSlash(null);
   if (segments.length === 2 && segments[1] === '') {
