@@ -58,7 +58,7 @@ const CONFIGURED_UPSTREAMS = new Set(['ghcr.io', 'registry-1.docker.io', UPSTREA
 function decisionProblem(d: Decision, method: string): string | null {
   switch (d.type) {
     case 'redirect': {
-      if (d.status !== 307) return `redirect status ${d.status}`;
+      if ((d.status as number) !== 307) return `redirect status ${String(d.status)}`;
       const p = locationProblem(d.location) ?? redirectHostProblem(d.location);
       if (p) return p;
       break;
