@@ -137,6 +137,11 @@ export class LocalGateway {
       if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       else socket.destroy();
     });
+    // CONNECT (a proxy tunnel) is nothing the gateway offers; Node would drop the connection without a word.
+    server.on('connect', (_req, socket: import('node:stream').Duplex) => {
+      const body = '{"error":"method_not_allowed","message":"CONNECT is not supported"}';
+      socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
