@@ -127,7 +127,7 @@ export const fields = {
       throw e;
     }
     // Redirects are always absolute (a relative one would let `//host` in a variable pick the host).
-    if (!/^(https?:\/\/[^/?#{}]|\{)/i.test(v)) return bad(`${JSON.stringify(v)} must start with "https://" or "http://" and a host`);
+    if (!/^(https?:\/\/[^/?#]|\{)/i.test(v)) return bad(`${JSON.stringify(v)} must start with "https://" or "http://" and a host`);
     return ok(v);
   }),
   /** catch-all-v1's target: a host (optionally :port and a path prefix), never a userinfo, query or whitespace. */
