@@ -13,7 +13,7 @@ import { expandTemplate, matchTemplate, parseTemplate, type UriTemplate } from '
 import type { Rule } from '../lambda/core/schema';
 import { runPairs, relativeRatio, type Bench, type PairResult, type SuiteOptions } from './measure';
 import {
-  BIG_PACKAGE, bigVersion, fileScalingManifest, mixedHost, mixedManifest, PYTHON_HOST, pythonManifest, SCALING_HOST, type ManifestDoc,
+  BIG_PACKAGE, bigVersion, fileScalingManifest, lastMixedIndex, mixedHost, mixedManifest, PYTHON_HOST, pythonManifest, SCALING_HOST, type ManifestDoc,
 } from './manifests';
 
 /** Validated rules of a generated manifest; fails loudly if the generator and the schema disagree. */
@@ -58,7 +58,7 @@ const engineBench = (name: string, set: CompiledRuleSet, req: GatewayRequest): B
 });
 
 /** The common baseline of every per-request figure: parsing one URL of the same shape with the WHATWG URL parser. */
-export const BASELINE_URL = 'https://get997.example.com/rocket/1.2.3/rocket-linux-amd64.tar.gz';
+export const BASELINE_URL = 'https://get996.example.com/rocket/1.2.3/rocket-linux-amd64.tar.gz';
 export const urlBaseline: Bench = {
   name: 'new URL(...)',
   fn: () => new URL(BASELINE_URL).pathname.length,
@@ -88,20 +88,20 @@ export function benchEngine(opts: SuiteOptions, progress: (m: string) => void): 
     {
       name: 'docker-v1 manifest GET',
       set: mixedSet,
-      req: request(mixedHost.docker(996), '/v2/acme/app8/manifests/latest', { 'user-agent': dockerUA, accept: 'application/vnd.oci.image.index.v1+json' }),
+      req: request(mixedHost.docker(lastMixedIndex('docker')), '/v2/acme/app8/manifests/latest', { 'user-agent': dockerUA, accept: 'application/vnd.oci.image.index.v1+json' }),
       expect: (o) => o.decision.type === 'redirect' && o.decision.location === 'https://ghcr.io/v2/acme/app8/manifests/latest',
     },
     {
       name: 'file-v1 template redirect',
       set: mixedSet,
-      req: request(mixedHost.files(997), '/rocket/1.2.3/rocket-linux-amd64.tar.gz'),
+      req: request(mixedHost.files(lastMixedIndex('files')), '/rocket/1.2.3/rocket-linux-amd64.tar.gz'),
       expect: (o) => o.decision.type === 'redirect' && o.decision.location === 'https://github.com/acme/rocket/releases/download/v1.2.3/rocket-linux-amd64.tar.gz',
     },
     {
       name: 'catch-all redirect',
       set: mixedSet,
-      req: request(mixedHost.catchAll(999), '/docs/guide/install.html?lang=en'),
-      expect: (o) => o.decision.type === 'redirect' && o.decision.location === 'https://docs999.example.org/docs/guide/install.html?lang=en',
+      req: request(mixedHost.catchAll(lastMixedIndex('catchAll')), '/docs/guide/install.html?lang=en'),
+      expect: (o) => o.decision.type === 'redirect' && o.decision.location === `https://docs${lastMixedIndex('catchAll')}.example.org/docs/guide/install.html?lang=en`,
     },
     {
       name: 'python project page (2,000 files)',

@@ -1,16 +1,18 @@
 /**
  * End to end over HTTP: the local gateway (bin/cli.ts serve) answering a file-v1 redirect, against
- * a plain Node server answering a fixed 307 with the same headers (bench/baseline-server.ts). Both
- * run as child processes bound to 127.0.0.1 and are loaded in turn by the same client: wrk when it
- * is installed, else a keep-alive Node client with N concurrent connections.
+ * a plain Node server answering a fixed 307 with the same headers (bench/baseline-server.ts) and
+ * against nginx (`return 307`, one worker) when it is installed. All run as child processes bound
+ * to 127.0.0.1 and are loaded in turn by the same client: wrk when it is installed, else a
+ * keep-alive Node client with N concurrent connections.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { median } from './measure';
-import { mixedHost, mixedManifest } from './manifests';
+import { lastMixedIndex, mixedHost, mixedManifest } from './manifests';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -42,7 +44,7 @@ export interface HttpOptions {
 
 /** One server (and request headers) under load, measured once per round. */
 export interface HttpSubject {
-  readonly key: 'baseline' | 'gateway' | 'gateway-dnt';
+  readonly key: 'baseline' | 'nginx' | 'gateway' | 'gateway-dnt';
   readonly label: string;
   readonly runs: RunResult[];
   /** Per round, this subject's req/s / the baseline's req/s (1 for the baseline itself). */
@@ -55,6 +57,14 @@ export interface HttpSubject {
   /** Per round, this subject's CPU per request / the baseline's (1 for the baseline itself). */
   readonly cpuRatios: Array<number | null>;
   readonly medianCpuRatio: number | null;
+  /** Per round, this subject's req/s / nginx's req/s; null when nginx is not installed. */
+  readonly nginxRatios: number[] | null;
+  readonly medianNginxRatio: number | null;
+  readonly nginxCpuRatios: Array<number | null> | null;
+  readonly medianNginxCpuRatio: number | null;
+  /** Median over rounds of this subject's p50 / the baseline's p50 (and p99). */
+  readonly medianP50Ratio: number | null;
+  readonly medianP99Ratio: number | null;
 }
 
 export interface HttpResults {
@@ -68,6 +78,8 @@ export interface HttpResults {
   /** Events the gateway wrote (NDJSON lines), and the requests without DNT the client saw answered (warm-up included). */
   readonly eventsWritten: number;
   readonly gatewayRecordedRequests: number;
+  /** nginx's version, or why it was left out. */
+  readonly nginx: { readonly version: string | null; readonly skipped: string | null };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -134,6 +146,112 @@ async function stopServer(s: Server): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// nginx
+// ---------------------------------------------------------------------------------------------
+
+export function nginxVersion(): string | null {
+  const r = spawnSync('nginx', ['-v'], { encoding: 'utf8' });
+  if (r.error) return null;
+  const m = /nginx\/(\S+)/.exec(`${r.stdout}${r.stderr}`);
+  return m ? m[1] : 'unknown';
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
+/** Pids of the children of `pid` (nginx's worker), from /proc. */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * nginx as the second baseline: one worker, `return 307` with the gateway's headers, no access
+ * log, keep-alive without a request limit (as Node's), every path in a temp dir, in the
+ * foreground as our child. nginx adds its small HTML body to a 307; the Node servers send none.
+ */
+async function startNginx(dir: string, location: string): Promise<Server & { workerPid: () => number | undefined }> {
+  fs.mkdirSync(dir, { recursive: true });
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const t = (name: string) => path.join(dir, name);
+    const conf = [
+      'worker_processes 1;',
+      'daemon off;',
+      `pid ${t('nginx.pid')};`,
+      `error_log ${t('error.log')} warn;`,
+      'events { worker_connections 1024; }',
+      'http {',
+      '  access_log off;',
+      '  server_tokens off;',
+      '  keepalive_timeout 5s;',
+      '  keepalive_requests 100000000;',
+      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((k) => `  ${k}_temp_path ${t(`${k}-temp`)};`),
+      '  server {',
+      `    listen 127.0.0.1:${port};`,
+      '    location / {',
+      '      add_header Cache-Control "private, no-store" always;',
+      `      return 307 ${location};`,
+      '    }',
+      '  }',
+      '}',
+    ].join('\n');
+    fs.writeFileSync(t('nginx.conf'), `${conf}\n`);
+    const child = spawn('nginx', ['-p', dir, '-c', t('nginx.conf'), '-e', t('error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    children.add(child);
+    child.once('exit', () => children.delete(child));
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (x: string) => (err += x));
+    const deadline = Date.now() + 10_000;
+    let up = false;
+    while (Date.now() < deadline && child.exitCode === null && child.signalCode === null) {
+      if (await canConnect(port)) {
+        up = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const log = () => `${err}${fs.existsSync(t('error.log')) ? fs.readFileSync(t('error.log'), 'utf8') : ''}`;
+    if (up) {
+      const pid = child.pid!;
+      return { label: 'nginx', child, port, stderr: log, workerPid: () => childPids(pid)[0] };
+    }
+    child.kill('SIGKILL');
+    if (/Address already in use/.test(log()) && attempt < 3) continue;
+    throw new Error(`nginx did not start: ${log()}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Clients
 // ---------------------------------------------------------------------------------------------
 
@@ -175,8 +293,19 @@ export function parseWrk(out: string): LoadResult {
 }
 
 function runWrk(port: number, host: string, target: string, extraHeaders: Record<string, string>, connections: number, seconds: number): Promise<LoadResult> {
+  return runWrkLoad(port, target, { Host: host, 'User-Agent': 'curl/8.5.0', ...extraHeaders }, connections, seconds);
+}
+
+/** Remembers a child process so that an interrupted bench kills it (killChildren). */
+export function trackChild(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+}
+
+/** wrk, one thread, `connections` connections for `seconds` on http://127.0.0.1:port/target with these headers. */
+export function runWrkLoad(port: number, target: string, requestHeaders: Record<string, string>, connections: number, seconds: number): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const headers = Object.entries({ Host: host, 'User-Agent': 'curl/8.5.0', ...extraHeaders }).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
+    const headers = Object.entries(requestHeaders).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
     const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s', ...headers, `http://127.0.0.1:${port}${target}`];
     const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
@@ -246,7 +375,7 @@ function ticksPerSecond(): number | null {
 }
 
 /** User + system CPU time of a process (all threads) in ms, from /proc (Linux); null elsewhere. */
-function processCpuMs(pid: number | undefined): number | null {
+export function processCpuMs(pid: number | undefined): number | null {
   if (pid === undefined) return null;
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -295,7 +424,7 @@ const medianOrNull = (xs: Array<number | null>): number | null => {
 export async function benchHttp(opts: HttpOptions, progress: (m: string) => void): Promise<HttpResults> {
   const useWrk = opts.client === 'auto' && wrkVersion() !== null;
   const clientName = useWrk ? `wrk ${wrkVersion()} (1 thread)` : 'node keep-alive client (in the bench process)';
-  const host = mixedHost.files(997);
+  const host = mixedHost.files(lastMixedIndex('files'));
   const target = '/rocket/1.2.3/rocket-linux-amd64.tar.gz';
   const location = 'https://github.com/acme/rocket/releases/download/v1.2.3/rocket-linux-amd64.tar.gz';
   const load = (port: number, extraHeaders: Record<string, string>, seconds: number) =>
@@ -306,6 +435,7 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'artifact-gateway-bench-'));
   tempDir = tmp;
   const servers: Server[] = [];
+  let nginxSkipped: string | null = null;
   try {
     const doc = mixedManifest(1000);
     const manifestFile = path.join(tmp, 'manifest.json');
@@ -318,23 +448,36 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
     const baseline = await startServer('baseline server', ['--import', 'tsx', 'bench/baseline-server.ts', '--host', '127.0.0.1', '--port', '0', '--location', location]);
     servers.push(baseline);
 
-    for (const s of [gateway, baseline]) {
+    const nginxVer = nginxVersion();
+    let nginx: Awaited<ReturnType<typeof startNginx>> | null = null;
+    if (nginxVer === null) nginxSkipped = 'nginx is not installed (apt-get install -y nginx); the nginx baseline is left out';
+    else {
+      try {
+        nginx = await startNginx(path.join(tmp, 'nginx'), location);
+        servers.push(nginx);
+      } catch (e) {
+        nginxSkipped = `nginx did not start, so the nginx baseline is left out: ${(e as Error).message}`;
+      }
+    }
+    if (nginxSkipped) progress(nginxSkipped);
+
+    for (const s of nginx ? [gateway, baseline, nginx] : [gateway, baseline]) {
       const p = await probe(s.port, host, target);
       if (p.status !== 307 || p.location !== location) {
         throw new Error(`${s.label} answered ${p.status} ${p.location ?? ''} instead of 307 ${location}\n${s.stderr()}`);
       }
     }
 
-    const subjects: Array<{ key: HttpSubject['key']; label: string; port: number; headers: Record<string, string> }> = [
-      { key: 'baseline', label: 'baseline (plain 307 server)', port: baseline.port, headers: {} },
-      { key: 'gateway', label: 'gateway', port: gateway.port, headers: {} },
+    const subjects: Array<{ key: HttpSubject['key']; label: string; port: number; headers: Record<string, string>; pid: () => number | undefined }> = [
+      { key: 'baseline', label: 'baseline (plain 307 server)', port: baseline.port, headers: {}, pid: () => baseline.child.pid },
+      ...(nginx ? [{ key: 'nginx' as const, label: 'nginx return 307 (1 worker)', port: nginx.port, headers: {}, pid: nginx.workerPid }] : []),
+      { key: 'gateway', label: 'gateway', port: gateway.port, headers: {}, pid: () => gateway.child.pid },
       // Diagnostic: the same gateway and request with DNT: 1, which the gateway serves without
       // recording an event, so the difference to "gateway" is the cost of the events.
-      { key: 'gateway-dnt', label: 'gateway, DNT: 1 (no event)', port: gateway.port, headers: { DNT: '1' } },
+      { key: 'gateway-dnt', label: 'gateway, DNT: 1 (no event)', port: gateway.port, headers: { DNT: '1' }, pid: () => gateway.child.pid },
     ];
     const runs = subjects.map(() => [] as RunResult[]);
-    const measure = async (port: number, headers: Record<string, string>, seconds: number): Promise<RunResult> => {
-      const pid = (port === gateway.port ? gateway : baseline).child.pid;
+    const measure = async (port: number, headers: Record<string, string>, seconds: number, pid: number | undefined): Promise<RunResult> => {
       const before = processCpuMs(pid);
       const res = await load(port, headers, seconds);
       const after = processCpuMs(pid);
@@ -345,13 +488,14 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
     progress(`warm-up, ${opts.warmupS} s per server`);
     recorded += (await load(gateway.port, {}, opts.warmupS)).requests;
     await load(baseline.port, {}, opts.warmupS);
+    if (nginx) await load(nginx.port, {}, opts.warmupS);
 
     for (let r = 0; r < opts.rounds; r++) {
       progress(`round ${r + 1}/${opts.rounds}`);
       // Rotate the order of the subjects from round to round.
       for (let k = 0; k < subjects.length; k++) {
         const i = (k + r) % subjects.length;
-        const res = await measure(subjects[i].port, subjects[i].headers, opts.durationS);
+        const res = await measure(subjects[i].port, subjects[i].headers, opts.durationS, subjects[i].pid());
         runs[i].push(res);
         if (subjects[i].key === 'gateway') recorded += res.requests;
       }
@@ -360,6 +504,14 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
     for (const s of servers.splice(0)) await stopServer(s);
     const eventsWritten = countLines(eventsDir);
     const base = runs[0];
+    const nginxIndex = subjects.findIndex((s) => s.key === 'nginx');
+    const ref = nginxIndex >= 0 ? runs[nginxIndex] : null;
+    const ratioOf = (xs: RunResult[], ys: RunResult[], f: (r: RunResult) => number | null) =>
+      xs.map((x, round) => {
+        const a = f(x);
+        const b = f(ys[round]);
+        return a !== null && b ? a / b : null;
+      });
     return {
       client: clientName,
       connections: opts.connections,
@@ -385,10 +537,17 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
           medianCpuUsPerRequest: medianOrNull(runs[i].map((x) => x.cpuUsPerRequest)),
           cpuRatios,
           medianCpuRatio: medianOrNull(cpuRatios),
+          nginxRatios: ref ? runs[i].map((x, round) => x.rps / ref[round].rps) : null,
+          medianNginxRatio: ref ? median(runs[i].map((x, round) => x.rps / ref[round].rps)) : null,
+          nginxCpuRatios: ref ? ratioOf(runs[i], ref, (r) => r.cpuUsPerRequest) : null,
+          medianNginxCpuRatio: ref ? medianOrNull(ratioOf(runs[i], ref, (r) => r.cpuUsPerRequest)) : null,
+          medianP50Ratio: medianOrNull(ratioOf(runs[i], base, (r) => r.p50Ms)),
+          medianP99Ratio: medianOrNull(ratioOf(runs[i], base, (r) => r.p99Ms)),
         };
       }),
       eventsWritten,
       gatewayRecordedRequests: recorded,
+      nginx: { version: nginxVer, skipped: nginxSkipped },
     };
   } finally {
     for (const s of servers) await stopServer(s);

@@ -10,28 +10,43 @@ export interface ManifestDoc {
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
-/** Host names of the mixed manifest: domain `i` has kind `i % 4`. */
-export const mixedHost = {
+/** The kinds of domain of the mixed manifest, in turn: domain `i` has kind `MIXED_KINDS[i % 5]`. */
+export const MIXED_KINDS = ['docker', 'files', 'python', 'npm', 'catchAll'] as const;
+export type MixedKind = (typeof MIXED_KINDS)[number];
+
+/** Host names of the mixed manifest: domain `i` has kind `MIXED_KINDS[i % 5]`. */
+export const mixedHost: Record<MixedKind, (i: number) => string> = {
   docker: (i: number) => `cr${i}.example.com`,
   files: (i: number) => `get${i}.example.com`,
   python: (i: number) => `py${i}.example.com`,
+  npm: (i: number) => `npm${i}.example.com`,
   catchAll: (i: number) => `dl${i}.example.com`,
 };
 
+/** Index of the `n`-th domain (from 0) of a kind in the mixed manifest. */
+export const mixedIndex = (kind: MixedKind, n: number) => n * MIXED_KINDS.length + MIXED_KINDS.indexOf(kind);
+/** The last domain of a kind in a mixed manifest of `domains` domains (the benches' fixed requests use it). */
+export const lastMixedIndex = (kind: MixedKind, domains = 1000) => mixedIndex(kind, Math.floor((domains - 1 - MIXED_KINDS.indexOf(kind)) / MIXED_KINDS.length));
+
+/** Names of the npm packages of the mixed manifest's npm domain `i`: 8 named packages, and `@acme/*` and `*` patterns. */
+export const mixedNpmPackage = (i: number, j: number) => (j % 2 === 0 ? `tool${i}-${j}` : `@acme/tool${i}-${j}`);
+
 /**
- * `domains` domains with 10 rules each, four kinds of domain in turn:
- * - registry (i % 4 = 0): 9 docker-v1 images `acme/app0..8` and one docker-v2 pattern `acme/*`;
+ * `domains` domains with 10 rules each, five kinds of domain in turn (`MIXED_KINDS`):
+ * - registry (i % 5 = 0): 9 docker-v1 images `acme/app0..8` and one docker-v2 pattern `acme/*`;
  * - downloads (1): 7 file-v1 templates (`/rocket/{version}/rocket-{os}-{arch}.tar.gz`, `/tool1..6/...`),
  *   a literal `/install.sh`, one file-v2 regex and one pixel-v1;
  * - Python (2): two projects of 5 files each;
- * - mirror (3): 9 file-v1 templates `/release0..8/{version}/app.tar.gz` and a catch-all-v1.
+ * - npm (3): 8 npm-v1 packages (`tool{i}-{j}`, half of them scoped `@acme/...`), the scope
+ *   pattern `@acme/*` and `*`;
+ * - mirror (4): 9 file-v1 templates `/release0..8/{version}/app.tar.gz` and a catch-all-v1.
  * With the default 1,000 domains: 10,000 rules.
  */
 export function mixedManifest(domains = 1000): ManifestDoc {
   const rules: RawRule[] = [];
   for (let i = 0; i < domains; i++) {
-    switch (i % 4) {
-      case 0: {
+    switch (MIXED_KINDS[i % MIXED_KINDS.length]) {
+      case 'docker': {
         const domain = mixedHost.docker(i);
         for (let j = 0; j < 9; j++) {
           rules.push({ type: 'docker-v1', domain, 'repository-name': `acme/app${j}`, registry: 'ghcr.io', 'package-id': `img-${i}-${j}` });
@@ -39,7 +54,7 @@ export function mixedManifest(domains = 1000): ManifestDoc {
         rules.push({ type: 'docker-v2', domain, pattern: 'acme/*', registry: 'ghcr.io', 'rule-id': `auto-${i}` });
         break;
       }
-      case 1: {
+      case 'files': {
         const domain = mixedHost.files(i);
         rules.push({
           type: 'file-v1', domain,
@@ -65,7 +80,7 @@ export function mixedManifest(domains = 1000): ManifestDoc {
         rules.push({ type: 'pixel-v1', domain, 'incoming-path': '/a.png', 'package-id': `docs-${i}` });
         break;
       }
-      case 2: {
+      case 'python': {
         const domain = mixedHost.python(i);
         for (const suffix of ['a', 'b']) {
           const name = `pkg${i}${suffix}`;
@@ -80,7 +95,16 @@ export function mixedManifest(domains = 1000): ManifestDoc {
         }
         break;
       }
-      default: {
+      case 'npm': {
+        const domain = mixedHost.npm(i);
+        for (let j = 0; j < 8; j++) {
+          rules.push({ type: 'npm-v1', domain, 'package-name': mixedNpmPackage(i, j), registry: 'https://registry.npmjs.org', 'package-id': `npm-${i}-${j}` });
+        }
+        rules.push({ type: 'npm-v1', domain, 'package-name': '@acme/*', registry: 'https://npm.pkg.github.com', 'package-id': `npm-acme-${i}` });
+        rules.push({ type: 'npm-v1', domain, 'package-name': '*', 'package-id': `npm-deps-${i}` });
+        break;
+      }
+      case 'catchAll': {
         const domain = mixedHost.catchAll(i);
         for (let j = 0; j < 9; j++) {
           rules.push({

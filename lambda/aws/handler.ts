@@ -6,17 +6,22 @@
  * the variable, the rules shipped in the bundle. Events: the Firehose sink (EVENTS_STREAM_NAME in
  * EVENTS_STREAM_REGION) when analytics are on, else JSON log lines. Visitor-id salts: the shared
  * daily salt table when SALT_TABLE_NAME is set, else a salt per instance and day.
+ *
+ * Cold start: loading `@aws-sdk/client-dynamodb` alone takes about 40 ms of CPU, more than the
+ * rest of the function. So the modules that need the AWS SDK (rule store, Firehose sink, salt
+ * store) are required on first use, not at module scope: a function that serves bundled rules
+ * never loads the SDK, the rule store loads DynamoDB's client on the first request that needs a
+ * domain's rules, and the Firehose and salt-table clients load after the first response has been
+ * sent (events are completed and written after the answer). `npm run bench -- --only cold`.
  */
 /// <reference types="aws-lambda" />
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { FirehoseClient } from '@aws-sdk/client-firehose';
 import { InMemorySaltStore } from '../local/daily-salt';
 import { DailySaltCache, type DailySaltStore } from '../analytics/daily-salt';
-import { DynamoDbSaltStore } from '../analytics/dynamodb-salt-store';
-import { FirehoseEventSink, flushOnSigterm, type DropReason } from '../analytics/firehose-sink';
-import { createDynamoRuleStore } from '../rule-store';
+import type { DropReason, FirehoseEventSink } from '../analytics/firehose-sink';
+import type { GatewayEvent } from '../core/events';
+import type { RuleStore } from '../rule-store';
 import { BundledRuleSource } from './bundled-rules';
 import { LogEventSink } from './log-sink';
 import { createStreamingHandler } from './streaming-handler';
@@ -27,20 +32,29 @@ const logger = new Logger({ serviceName: SERVICE_NAME });
 const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_NAME, defaultDimensions: { [GATEWAY_DIMENSION]: process.env.GATEWAY_NAME ?? 'default' } });
 const env = process.env;
 
+// Required on first use (see above); esbuild bundles them as modules initialised on that call.
+const ruleStoreModule = () => require('../rule-store') as typeof import('../rule-store');
+const firehoseSinkModule = () => require('../analytics/firehose-sink') as typeof import('../analytics/firehose-sink');
+const saltStoreModule = () => require('../analytics/dynamodb-salt-store') as typeof import('../analytics/dynamodb-salt-store');
+const firehoseModule = () => require('@aws-sdk/client-firehose') as typeof import('@aws-sdk/client-firehose');
+const dynamoDbModule = () => require('@aws-sdk/client-dynamodb') as typeof import('@aws-sdk/client-dynamodb');
+
 function ruleSource(): RuleSource {
-  if (env.RULES_TABLE_NAME) {
+  const tableName = env.RULES_TABLE_NAME;
+  if (tableName) {
     let stale = 0;
-    const { store } = createDynamoRuleStore({
-      tableName: env.RULES_TABLE_NAME,
+    let store: RuleStore | null = null;
+    const createStore = () => ruleStoreModule().createDynamoRuleStore({
+      tableName,
       ttlMs: Number(env.RULES_TTL_SECONDS ?? '5') * 1000,
       log: { info: (m, f) => logger.info(m, f ?? {}), warn: (m, f) => logger.warn(m, f ?? {}), error: (m, f) => logger.error(m, f ?? {}) },
       metric: (name, value) => {
         if (name === 'StaleRulesServed') stale += value;
         metrics.addMetric(name, MetricUnit.Count, value);
       },
-    });
+    }).store;
     return {
-      rulesFor: (host) => store.rulesFor(host),
+      rulesFor: (host) => (store ??= createStore()).rulesFor(host),
       isStale: () => {
         const was = stale > 0;
         stale = 0;
@@ -59,22 +73,29 @@ function ruleSource(): RuleSource {
 
 /** The Firehose sink behind the adapter's EventSink port (drops are reported per invocation). */
 function eventSink(): EventSink {
-  if (!env.EVENTS_STREAM_NAME) return new LogEventSink();
+  const deliveryStreamName = env.EVENTS_STREAM_NAME;
+  if (!deliveryStreamName) return new LogEventSink();
   let dropped = 0;
-  const sink = new FirehoseEventSink({
-    deliveryStreamName: env.EVENTS_STREAM_NAME,
-    client: new FirehoseClient({ region: env.EVENTS_STREAM_REGION ?? env.AWS_REGION }),
-    onError: (message) => logger.warn(message),
-    onDropped: (count: number, reason: DropReason) => {
-      dropped += count;
-      logger.warn('analytics events dropped', { count, reason });
-    },
-  });
-  // Records still queued after a failed flush are sent when Lambda shuts the environment down.
-  flushOnSigterm(sink);
+  let sink: FirehoseEventSink | null = null;
+  const createSink = (): FirehoseEventSink => {
+    const { FirehoseEventSink: Sink, flushOnSigterm } = firehoseSinkModule();
+    const created = new Sink({
+      deliveryStreamName,
+      client: new (firehoseModule().FirehoseClient)({ region: env.EVENTS_STREAM_REGION ?? env.AWS_REGION }),
+      onError: (message) => logger.warn(message),
+      onDropped: (count: number, reason: DropReason) => {
+        dropped += count;
+        logger.warn('analytics events dropped', { count, reason });
+      },
+    });
+    // Records still queued after a failed flush are sent when Lambda shuts the environment down.
+    flushOnSigterm(created);
+    return created;
+  };
   return {
-    write: (events) => sink.write(events),
-    flush: () => sink.flush(),
+    write: (events: readonly GatewayEvent[]) => (sink ??= createSink()).write(events),
+    // Nothing written yet: nothing to send, and no reason to load the client.
+    flush: () => (sink ? sink.flush() : Promise.resolve()),
     takeDropped: () => {
       const n = dropped;
       dropped = 0;
@@ -83,9 +104,19 @@ function eventSink(): EventSink {
   };
 }
 
-const saltStore: DailySaltStore = env.SALT_TABLE_NAME
-  ? new DynamoDbSaltStore({ tableName: env.SALT_TABLE_NAME, client: new DynamoDBClient({ region: env.SALT_TABLE_REGION ?? env.AWS_REGION }) })
-  : new InMemorySaltStore();
+function dailySaltStore(): DailySaltStore {
+  const tableName = env.SALT_TABLE_NAME;
+  if (!tableName) return new InMemorySaltStore();
+  let store: DailySaltStore | null = null;
+  return {
+    saltFor: (day) => (store ??= new (saltStoreModule().DynamoDbSaltStore)({
+      tableName,
+      client: new (dynamoDbModule().DynamoDBClient)({ region: env.SALT_TABLE_REGION ?? env.AWS_REGION }),
+    })).saltFor(day),
+  };
+}
+
+const saltStore = dailySaltStore();
 const salts = new DailySaltCache(saltStore, { onError: (m) => logger.warn(m) });
 const cacheSeconds = Number(env.CACHE_DOWNLOADS_SECONDS ?? '0');
 

@@ -18,6 +18,8 @@ import { compileNpm, type NpmIndex } from './npm';
  */
 export interface DomainIndex {
   readonly domain: string;
+  /** `domain` without a port: the domain events record. */
+  readonly hostName: string;
   readonly docker: DockerIndex | null;
   readonly pixels: PixelIndex | null;
   readonly telemetry: TelemetryIndex | null;
@@ -52,6 +54,7 @@ export function compileRules(rules: readonly Rule[]): CompiledRuleSet {
   for (const [domain, g] of grouped) {
     domains.set(domain, {
       domain,
+      hostName: domain.replace(/:\d+$/, ''),
       docker: compileDocker(g['docker-v1'] as DockerV1Rule[], g['docker-v2'] as DockerV2Rule[]),
       pixels: compilePixels(g['pixel-v1'] as PixelV1Rule[]),
       telemetry: compileTelemetry(g['telemetry-v1'] as TelemetryV1Rule[]),
@@ -69,6 +72,8 @@ export function compileRules(rules: readonly Rule[]): CompiledRuleSet {
 export function findDomain(set: CompiledRuleSet, host: string): DomainIndex | undefined {
   const exact = set.domains.get(host);
   if (exact) return exact;
+  // Most hosts carry no port: skip the regular expression for them.
+  if (!host.includes(':')) return undefined;
   const m = /^(.*):\d+$/.exec(host);
   return m ? set.domains.get(m[1]) : undefined;
 }

@@ -27,14 +27,15 @@ export function strictEncode(s: string): string {
 
 /** Decoded path segments of a raw path (`/a/b%20c` -> ["a", "b c"]); null if any escape is invalid. */
 export function pathSegments(rawPath: string): string[] | null {
-  const parts = rawPath.replace(/^\//, '').split('/');
-  const out: string[] = [];
-  for (const p of parts) {
-    const d = percentDecode(p);
+  const parts = (rawPath.charCodeAt(0) === 0x2f ? rawPath.slice(1) : rawPath).split('/');
+  // Runs on every request: most paths have no escape at all.
+  if (!rawPath.includes('%')) return parts;
+  for (let i = 0; i < parts.length; i++) {
+    const d = percentDecode(parts[i]);
     if (d === null) return null;
-    out.push(d);
+    parts[i] = d;
   }
-  return out;
+  return parts;
 }
 
 /** Query pairs of a raw query (`?a=1&b`), decoded with form rules; `value` is null for a bare key. Undecodable pairs are skipped. */

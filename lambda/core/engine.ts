@@ -79,7 +79,7 @@ export function handleRequest(set: CompiledRuleSet, req: GatewayRequest): Outcom
   const segments = pathSegments(req.rawPath);
   const d = findDomain(set, requestHost(req.headers));
   if (!d) return { decision: notFound(req.rawPath), events: [], domain: null };
-  const domain = d.domain.replace(/:\d+$/, '');
+  const domain = d.hostName;
   const r = route(d, req, segments);
   if (r === 'read-body') return { decision: { type: 'read-body', limit: BODY_LIMIT }, events: [], domain };
   if (r) return { ...r, domain };

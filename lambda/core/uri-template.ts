@@ -953,11 +953,94 @@ function runProgram(program: Program, input: string, given: ReadonlyMap<string, 
 }
 
 // ---------------------------------------------------------------------------
+// Fast path: literal text and single {var} / {+var} expressions, no query
+// ---------------------------------------------------------------------------
+
+/**
+ * Most file-v1 templates are literal text and plain variables (`/rocket/{version}/rocket-{os}.tar.gz`).
+ * For those, the graph program above costs more than the match itself (tables for every node and
+ * input position, on every request), so they are matched by a direct depth-first search in the
+ * same order: each variable tries its non-empty values shortest first, then the empty value (an
+ * undefined variable consumes nothing either, so it can only succeed where the empty value did,
+ * and names are not repeated). The search is bounded; past the bound it gives up and the program
+ * decides, so the result is always the program's.
+ */
+type FastPart = { kind: 'text'; text: string } | { kind: 'var'; name: string; reserved: boolean };
+
+function fastPartsOf(parts: readonly TemplatePart[]): FastPart[] | null {
+  const out: FastPart[] = [];
+  for (const part of parts) {
+    if (part.kind === 'literal') {
+      const text = literalToUriText(part.text);
+      if (text === '') continue;
+      const last = out[out.length - 1];
+      if (last?.kind === 'text') last.text += text;
+      else out.push({ kind: 'text', text });
+      continue;
+    }
+    if ((part.operator !== '' && part.operator !== '+') || part.vars.length !== 1 || part.vars[0].explode) return null;
+    out.push({ kind: 'var', name: part.vars[0].name, reserved: part.operator === '+' });
+  }
+  return out;
+}
+
+/** Work bound of the fast search (calls plus value ends tried): past it, the general program takes over. */
+const fastBudget = (input: string) => 64 + 4 * input.length;
+
+class FastBudgetExceeded extends Error {}
+
+/** The match (defined variables), null for no match, undefined when the search gave up. */
+function fastMatch(parts: readonly FastPart[], input: string): Map<string, MatchedValue> | null | undefined {
+  const length = input.length;
+  let unreserved: Int32Array | null = null;
+  let reserved: Int32Array | null = null;
+  const starts = new Int32Array(parts.length);
+  const ends = new Int32Array(parts.length);
+  let work = fastBudget(input);
+  const search = (index: number, at: number): boolean => {
+    if (--work < 0) throw new FastBudgetExceeded();
+    if (index === parts.length) return at === length;
+    const part = parts[index];
+    if (part.kind === 'text') return input.startsWith(part.text, at) && search(index + 1, at + part.text.length);
+    const steps = part.reserved ? (reserved ??= computeValueSteps(input, true)) : (unreserved ??= computeValueSteps(input, false));
+    const next = parts[index + 1];
+    starts[index] = at;
+    // Non-empty values, shortest first; a following literal must start where the value ends.
+    for (let end = steps[at]; end > 0; end = end < length ? steps[end] : -1) {
+      if (--work < 0) throw new FastBudgetExceeded();
+      if (next === undefined ? end !== length : next.kind === 'text' && input.charCodeAt(end) !== next.text.charCodeAt(0)) continue;
+      ends[index] = end;
+      if (search(index + 1, end)) return true;
+    }
+    ends[index] = at;
+    return search(index + 1, at);
+  };
+  try {
+    if (!search(0, 0)) return null;
+  } catch (error) {
+    if (error instanceof FastBudgetExceeded) return undefined;
+    throw error;
+  }
+  const result = new Map<string, MatchedValue>();
+  for (let index = 0; index < parts.length; index += 1) {
+    const part = parts[index];
+    if (part.kind !== 'var') continue;
+    const raw = input.slice(starts[index], ends[index]);
+    const decoded = raw === '' ? '' : percentDecode(raw);
+    if (decoded === null) return null; // unreachable: steps only end on valid UTF-8
+    result.set(part.name, { raw, decoded });
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------
 // Public matching API
 // ---------------------------------------------------------------------------
 
 interface CompiledTemplate {
   hasExplode: boolean;
+  /** The path as literal text and single `{var}`/`{+var}` expressions, when that is all the template is (see fastMatch). */
+  fastParts: FastPart[] | null;
   /** Matched against the raw path when the query is matched by key, or when the template does not capture the query. */
   pathProgram: Program;
   /** Key/value pairs of the query part, or null (sequential fallback / no query captured). */
@@ -976,11 +1059,12 @@ function compile(t: UriTemplate): CompiledTemplate {
   const queryPairs = t.capturesQuery ? decomposeQuery(queryParts) : null;
   if (!t.capturesQuery) {
     // The query part is at most a bare trailing '?', which asks nothing of the request.
-    compiled = { hasExplode, pathProgram: compileProgram(pathParts), queryPairs: null, fullProgram: null };
+    const pathProgram = compileProgram(pathParts);
+    compiled = { hasExplode, fastParts: pathProgram.hasRepeatedNames ? null : fastPartsOf(pathParts), pathProgram, queryPairs: null, fullProgram: null };
   } else if (queryPairs !== null) {
-    compiled = { hasExplode, pathProgram: compileProgram(pathParts), queryPairs, fullProgram: null };
+    compiled = { hasExplode, fastParts: null, pathProgram: compileProgram(pathParts), queryPairs, fullProgram: null };
   } else {
-    compiled = { hasExplode, pathProgram: compileProgram(pathParts), queryPairs: null, fullProgram: compileProgram(t.parts) };
+    compiled = { hasExplode, fastParts: null, pathProgram: compileProgram(pathParts), queryPairs: null, fullProgram: compileProgram(t.parts) };
   }
   compiledTemplates.set(t, compiled);
   return compiled;
@@ -998,11 +1082,24 @@ function normalizeQuery(rawQuery: string): string {
  * Never throws on any request text.
  */
 export function matchTemplate(t: UriTemplate, rawPath: string, rawQuery: string): Map<string, MatchedValue> | null {
+  return matchCompiled(t, rawPath, rawQuery, true);
+}
+
+/** matchTemplate without the fast path: only for tests that check the two agree. */
+export function matchTemplateGeneral(t: UriTemplate, rawPath: string, rawQuery: string): Map<string, MatchedValue> | null {
+  return matchCompiled(t, rawPath, rawQuery, false);
+}
+
+function matchCompiled(t: UriTemplate, rawPath: string, rawQuery: string, useFastPath: boolean): Map<string, MatchedValue> | null {
   if (typeof rawPath !== 'string') return null;
   const query = normalizeQuery(rawQuery);
   const compiled = compile(t);
   if (compiled.hasExplode) return null;
 
+  if (compiled.fastParts !== null && useFastPath) {
+    const fast = fastMatch(compiled.fastParts, rawPath);
+    if (fast !== undefined) return fast;
+  }
   let bindings: Map<string, Binding> | null;
   if (compiled.fullProgram !== null) {
     bindings = runProgram(compiled.fullProgram, rawPath + query, new Map());

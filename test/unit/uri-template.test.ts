@@ -6,6 +6,7 @@ import {
   UriTemplate,
   expandTemplate,
   matchTemplate,
+  matchTemplateGeneral,
   matchesLiteral,
   parseTemplate,
   percentDecode,
@@ -404,6 +405,40 @@ describe('matchTemplate: nasty inputs', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it('the fast path for plain {var} templates finds what the general matcher finds', () => {
+    // Templates of literals and distinct {x}/{+x} expressions (what the fast path takes), and a
+    // few it must leave to the general matcher; request text from the same few characters.
+    const piece = fc.constantFrom('/', '-', '.', 'a', 'b', '%C3%A9', 'é', '{}');
+    const templateText = fc.array(piece, { minLength: 1, maxLength: 7 }).map((pieces) => {
+      let n = 0;
+      return pieces.map((p) => (p === '{}' ? `{${n % 3 === 2 ? '+' : ''}v${n++}}` : p)).join('');
+    });
+    const extra = ['/{a}{b}', '/{a}/{a}', '/{.e}', '/{a,b}', '/x?k={v}'];
+    const requestText = fc.string({ unit: fc.constantFrom('/', '-', '.', 'a', 'b', '%C3%A9', '%C3', '%2F', 'é', '~', ':', '?') });
+    fc.assert(
+      fc.property(fc.oneof(templateText, fc.constantFrom(...extra)), requestText, (source, rawPath) => {
+        const t = parseTemplate(source);
+        const fast = matchTemplate(t, rawPath, '');
+        const general = matchTemplateGeneral(t, rawPath, '');
+        expect(fast && [...fast]).toEqual(general && [...general]);
+      }),
+      { numRuns: 3000 },
+    );
+    // The cases a plain template really sees: a match, an empty value, a miss, a long path past the fast path's bound.
+    for (const [source, rawPath] of [
+      ['/rocket/{version}/rocket-{os}-{arch}.tar.gz', '/rocket/1.2.3/rocket-linux-amd64.tar.gz'],
+      ['/rocket/{version}/rocket-{os}-{arch}.tar.gz', '/rocket//rocket-linux-amd-64.tar.gz'],
+      ['/rocket/{version}/rocket-{os}-{arch}.tar.gz', '/rocket/1.2.3/rocket-linux.zip'],
+      ['/{a}-{b}-{c}-{d}-{e}-{f}', `/${'-'.repeat(3000)}`],
+    ]) {
+      const t = parseTemplate(source);
+      const fast = matchTemplate(t, rawPath, '');
+      const general = matchTemplateGeneral(t, rawPath, '');
+      expect(fast && [...fast]).toEqual(general && [...general]);
+    }
+    expect(matchDecoded('/rocket/{version}/rocket-{os}-{arch}.tar.gz', '/rocket/1.2.3/rocket-linux-amd64.tar.gz')).toEqual({ version: '1.2.3', os: 'linux', arch: 'amd64' });
   });
 
   it('matches a 16 KB path', () => {
