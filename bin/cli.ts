@@ -152,6 +152,7 @@ const serve: CommandSpec = {
     { name: 'host', value: 'ADDR', help: 'Address to bind. Default: 127.0.0.1.' },
     { name: 'upstream', value: 'HOST=BASE_URL', repeat: true, help: 'Contact BASE_URL wherever the gateway itself would contact upstream HOST (mirrors, air-gapped tests). Redirects sent to clients are not rewritten.' },
     { name: 'events', value: 'DIR|-', help: 'Analytics events as NDJSON under DIR/dt=YYYY-MM-DD/, or on stdout for "-". Default: ./.gateway/events.' },
+    { name: 'events-buffer', value: 'N', help: 'Most events held in memory while the events directory cannot be written (removed, unwritable, disk full); writes are retried, and past N new events are dropped and counted. Default: 100000.' },
     { name: 'upstream-timeout', value: 'SECONDS', help: 'How long the proxy waits for an upstream\'s response headers before answering 504. Default: 30.' },
     { name: 'access-log', help: 'Log one line per request on stderr (no query strings, no client addresses).' },
     { name: 'log-format', value: 'text|json', help: 'Log line format. Default: text.' },
@@ -184,9 +185,13 @@ const serve: CommandSpec = {
     if (loaded) printProblems(loaded.warnings, 'warning:', (s) => process.stderr.write(s));
     let rules: CompiledRuleSet | null = loaded?.rules ?? null;
 
+    const bufferText = (opts['events-buffer'] as string | undefined) ?? '100000';
+    if (!/^\d+$/.test(bufferText) || Number(bufferText) < 1 || Number(bufferText) > 10_000_000) {
+      throw new UsageError(`--events-buffer must be a number of events between 1 and 10000000, got ${JSON.stringify(bufferText)}`);
+    }
     const sink: EventSink = eventsTarget === '-'
       ? new StdoutEventSink()
-      : new NdjsonEventSink(path.resolve(eventsTarget), (m) => log.error(m));
+      : new NdjsonEventSink(path.resolve(eventsTarget), (m) => log.warn(m), { maxBufferedEvents: Number(bufferText) });
     const gateway = new LocalGateway({
       host, port, rules: fromTable?.source ?? (() => rules!), sink, upstreams, log,
       accessLog: opts['access-log'] === true,
@@ -225,6 +230,8 @@ const serve: CommandSpec = {
         watcher.stop();
         await gateway.stop();
         await sink.close();
+        const st = sink.stats?.();
+        if (st) log.info(`events: ${st.written} written, ${st.retried} retried, ${st.dropped} dropped`);
         resolve(0);
       };
       process.once('SIGTERM', () => void stop('SIGTERM'));

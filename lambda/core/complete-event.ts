@@ -30,7 +30,7 @@ export function isDownload(draft: EventDraft, status: number): boolean {
 export function completeEvents(drafts: readonly EventDraft[], ctx: EventContext): GatewayEvent[] {
   if (!drafts.length) return [];
   const client = parseUserAgent(ctx.userAgent);
-  const time = ctx.time.toISOString();
+  const time = isoTime(ctx.time);
   return drafts.map((d) => ({
     id: ctx.newId(),
     time,
@@ -61,7 +61,20 @@ export function completeEvents(drafts: readonly EventDraft[], ctx: EventContext)
   }));
 }
 
+/** The last timestamp formatted: under load many responses complete within the same millisecond. */
+let lastMs = NaN;
+let lastIso = '';
+function isoTime(t: Date): string {
+  const ms = t.getTime();
+  if (ms !== lastMs) {
+    lastIso = t.toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
+}
+
 /** Targets never carry userinfo into analytics. */
 function withoutCredentials(url: string): string {
+  if (!url.includes('@')) return url;
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1');
 }

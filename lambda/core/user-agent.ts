@@ -26,7 +26,7 @@ const normOs = (o: string | undefined | null) => (o ? OS[o.toLowerCase()] ?? nul
 /** Versions are kept as the client states them, without a leading `v`, and bounded. */
 const version = (v: string | undefined | null) => (v ? v.replace(/^v(?=\d)/, '').slice(0, 32) : null);
 
-const EMPTY: ClientInfo = { client_name: null, client_version: null, os: null, arch: null, ci: null, bot: false };
+const EMPTY: Readonly<ClientInfo> = Object.freeze({ client_name: null, client_version: null, os: null, arch: null, ci: null, bot: false });
 const client = (name: string, v: string | undefined | null, rest: Partial<ClientInfo> = {}): ClientInfo => ({ ...EMPTY, client_name: name, client_version: version(v), ...rest });
 
 /** `os/linux arch/amd64` (Docker, CRI-O and Go tools) or `Linux/6.1.0` tokens (requests_toolbelt style: poetry, conda). */
@@ -190,11 +190,32 @@ function parseSimple(ua: string): ClientInfo | null {
   return null;
 }
 
-export function parseUserAgent(userAgent: string | undefined): ClientInfo {
-  if (!userAgent) return EMPTY;
+function parse(userAgent: string): ClientInfo {
   const ua = userAgent.trim().slice(0, 2048);
   const known = parseBot(ua);
   if (known) return known;
   const parsed = parseDocker(ua) ?? parsePythonInstaller(ua) ?? parseNodeInstaller(ua) ?? parseHomebrew(ua) ?? parseBrowser(ua) ?? parseSimple(ua);
   return { ...(parsed ?? EMPTY), bot: BOT_WORDS.test(ua) };
+}
+
+/**
+ * Recently parsed User-Agents: a gateway sees the same few strings over and over (one per client
+ * release and platform), and parsing one takes microseconds of regular expressions. Bounded in
+ * entries and key length; the oldest entry goes first. Memory only, like the request itself.
+ */
+const CACHE_ENTRIES = 1024;
+const CACHE_KEY_CHARS = 512;
+const parsedUserAgents = new Map<string, Readonly<ClientInfo>>();
+
+/** The coarse client fields of a User-Agent. The result is shared and frozen: copy it to change it. */
+export function parseUserAgent(userAgent: string | undefined): Readonly<ClientInfo> {
+  if (!userAgent) return EMPTY;
+  let info = parsedUserAgents.get(userAgent);
+  if (info !== undefined) return info;
+  info = Object.freeze(parse(userAgent));
+  if (userAgent.length <= CACHE_KEY_CHARS) {
+    if (parsedUserAgents.size >= CACHE_ENTRIES) parsedUserAgents.delete(parsedUserAgents.keys().next().value as string);
+    parsedUserAgents.set(userAgent, info);
+  }
+  return info;
 }

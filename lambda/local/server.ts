@@ -5,14 +5,14 @@
  */
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import { decide, eventsOf } from '../core/run';
+import type { AddressInfo, Socket } from 'node:net';
+import { decide, eventsOf, type Decided, type Viewer } from '../core/run';
 import { answerFor } from '../core/answer';
 import type { CompiledRuleSet } from '../core/compile';
 import { RulesUnavailableError, staticRuleSource, type RuleSource } from '../core/rule-source';
 import type { Decision, GatewayRequest, Headers, Outcome } from '../core/request';
 import type { FinalDecision } from '../core/fetch';
-import { header, requestHost } from '../core/request';
+import { header, optedOut, requestHost } from '../core/request';
 import { issueGatewayToken, type ChallengeCache, type RegistryHttp } from '../core/registry-auth';
 import { DEFAULT_PROXY_OPTIONS, fetchUpstream, proxyRequest, type ProxyOptions } from './proxy';
 import { carryOutFetch } from './upstream-fetch';
@@ -21,6 +21,7 @@ import type { EventSink } from './ndjson-sink';
 import { InMemorySaltStore } from './daily-salt';
 import { DailySaltCache, type DailySaltStore } from '../analytics/daily-salt';
 import { cloudFrontViewerIp, viewerOrigin } from '../core/viewer-origin';
+import { rememberingVisitorId, type VisitorIdFn } from '../core/visitor';
 import type { Logger } from './log';
 
 export interface LocalGatewayOptions {
@@ -106,6 +107,18 @@ function writeResponse(res: http.ServerResponse, method: string, status: number,
   res.end(a.body.length ? a.body : undefined);
 }
 
+const DAY_MS = 86_400_000;
+
+/** A request being served, as the steps after routing need it. */
+interface Served {
+  readonly req: http.IncomingMessage;
+  readonly res: http.ServerResponse;
+  readonly method: string;
+  readonly rawPath: string;
+  /** process.hrtime.bigint() at arrival, when the access log is on. */
+  readonly started: bigint;
+}
+
 export class LocalGateway {
   private server: http.Server | null = null;
   /** Upstream registry challenges learned by the token endpoint (registry-auth.ts). */
@@ -116,8 +129,17 @@ export class LocalGateway {
   private readonly upstreamCache: UpstreamCache;
 
   private readonly ruleSource: RuleSource;
+  /** Whether CloudFront's viewer headers count (see `trustViewerHeaders`). */
+  private readonly trust: { trusted: boolean };
+  /** The salt of the UTC day [saltFrom, saltUntil), once loaded. */
+  private saltFrom = 0;
+  private saltUntil = 0;
+  private saltOfDay = '';
+  /** Per connection, the last visitor id (visitor.ts rememberingVisitorId): gone with the connection. */
+  private readonly visitorIds = new WeakMap<Socket, VisitorIdFn>();
 
   constructor(private readonly opts: LocalGatewayOptions) {
+    this.trust = { trusted: opts.trustViewerHeaders === true };
     this.ruleSource = typeof opts.rules === 'function' ? staticRuleSource(opts.rules) : opts.rules;
     const proxyOpts = { ...DEFAULT_PROXY_OPTIONS, ...opts.proxy, upstreams: opts.upstreams };
     this.registryHttp = { get: (url, headers, namedBy) => fetchUpstream(url, headers, proxyOpts, namedBy) };
@@ -128,8 +150,19 @@ export class LocalGateway {
   async start(): Promise<AddressInfo> {
     // Headers may be larger than Node's 16 KiB default, so that the engine's own target limit answers 414.
     const server = http.createServer({ requestTimeout: 120_000, headersTimeout: 30_000, keepAliveTimeout: 5_000, maxHeaderSize: 64 * 1024 }, (req, res) => {
-      const p = this.handle(req, res).catch((e) => this.fail(res, e)).finally(() => this.inFlight.delete(p));
-      this.inFlight.add(p);
+      // Redirects and the gateway's own answers are served and recorded synchronously; only what
+      // waits for I/O (rules from the store, a body, an upstream, a salt) becomes a promise.
+      let pending: Promise<void> | void;
+      try {
+        pending = this.handle(req, res);
+      } catch (e) {
+        this.fail(res, e);
+        return;
+      }
+      if (pending) {
+        const p: Promise<void> = pending.catch((e) => this.fail(res, e)).finally(() => this.inFlight.delete(p));
+        this.inFlight.add(p);
+      }
     });
     // A malformed request line or header gets a 400 from Node, never a crash.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -178,8 +211,8 @@ export class LocalGateway {
     }
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const started = process.hrtime.bigint();
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> | void {
+    const started = this.opts.accessLog ? process.hrtime.bigint() : 0n;
     const method = (req.method ?? 'GET').toUpperCase();
     const target = splitTarget(req.url ?? '/');
     if (!target) {
@@ -190,24 +223,71 @@ export class LocalGateway {
     }
     const headers = req.headers as Headers;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    let greq: GatewayRequest = { method, rawPath: target.rawPath, rawQuery: target.rawQuery, headers, hasBody, scheme: 'http' };
-    let rules: CompiledRuleSet;
+    const greq: GatewayRequest = { method, rawPath: target.rawPath, rawQuery: target.rawQuery, headers, hasBody, scheme: 'http' };
+    const served: Served = { req, res, method, rawPath: target.rawPath, started };
+    let found: CompiledRuleSet | Promise<CompiledRuleSet>;
     try {
-      const found = this.ruleSource.rulesFor(requestHost(headers));
-      rules = found instanceof Promise ? await found : found;
+      found = this.ruleSource.rulesFor(requestHost(headers));
     } catch (e) {
-      if (!(e instanceof RulesUnavailableError)) throw e;
-      // The store has logged why; clients (registries, pip, npm) retry a 503.
-      req.resume();
-      const body = JSON.stringify({ error: 'rules_unavailable', message: 'the gateway cannot load its rules right now; try again shortly' });
-      res.writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': '1', 'content-length': String(Buffer.byteLength(body)) });
-      res.end(body);
-      if (this.opts.accessLog) this.opts.log.info(`${method} ${e.domain}${target.rawPath} 503 rules unavailable`);
-      return;
+      return this.rulesUnavailable(e, served);
     }
-    const decided = await decide(rules, greq, (limit) => readBody(req, limit));
-    let outcome: Outcome = decided.outcome;
-    greq = decided.request;
+    if (found instanceof Promise) return found.then((rules) => this.serve(rules, greq, served), (e) => this.rulesUnavailable(e, served));
+    return this.serve(found, greq, served);
+  }
+
+  private rulesUnavailable(e: unknown, { req, res, method, rawPath }: Served): void {
+    if (!(e instanceof RulesUnavailableError)) throw e;
+    // The store has logged why; clients (registries, pip, npm) retry a 503.
+    req.resume();
+    const body = JSON.stringify({ error: 'rules_unavailable', message: 'the gateway cannot load its rules right now; try again shortly' });
+    res.writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': '1', 'content-length': String(Buffer.byteLength(body)) });
+    res.end(body);
+    if (this.opts.accessLog) this.opts.log.info(`${method} ${e.domain}${rawPath} 503 rules unavailable`);
+  }
+
+  private serve(rules: CompiledRuleSet, greq: GatewayRequest, served: Served): Promise<void> | void {
+    const decided = decide(rules, greq, (limit) => readBody(served.req, limit));
+    return decided instanceof Promise ? decided.then((d) => this.answer(d, served)) : this.answer(decided, served);
+  }
+
+  private answer({ outcome, request }: Decided, served: Served): Promise<void> | void {
+    const { req, res, method } = served;
+    const d = outcome.decision;
+    if (d.type === 'redirect') {
+      req.resume();
+      res.writeHead(d.status, { ...d.headers, location: d.location, 'content-length': '0' });
+      res.end();
+      // Without a body, the response is complete once handed to the socket.
+      return this.record(outcome, request, d.status, served);
+    }
+    if (d.type === 'respond') {
+      req.resume();
+      writeResponse(res, method, d.status, d.headers, d.body);
+      if (res.writableFinished || res.destroyed) return this.record(outcome, request, d.status, served);
+      // A body may take a while to leave: the event's time is when it has.
+      return new Promise<void>((resolve, reject) => {
+        const done = () => {
+          res.off('finish', done);
+          res.off('close', done);
+          try {
+            const r = this.record(outcome, request, d.status, served);
+            if (r) r.then(resolve, reject);
+            else resolve();
+          } catch (e) {
+            reject(e);
+          }
+        };
+        res.once('finish', done);
+        res.once('close', done);
+      });
+    }
+    return this.answerLater(outcome, request, served);
+  }
+
+  /** Answers that wait for an upstream or the registry token service. */
+  private async answerLater(outcome: Outcome, greq: GatewayRequest, served: Served): Promise<void> {
+    const { req, res, method } = served;
+    const headers = greq.headers;
     let status: number;
     if (outcome.decision.type === 'fetch') {
       const d = outcome.decision;
@@ -229,11 +309,7 @@ export class LocalGateway {
     } else {
       status = await this.carryOut(outcome.decision, req, res, method);
     }
-    await this.record(outcome, greq, status, req);
-    if (this.opts.accessLog) {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      this.opts.log.info(`${method} ${outcome.domain ?? header(headers, 'host') ?? '-'}${target.rawPath} ${status} ${ms.toFixed(1)}ms`);
-    }
+    await this.record(outcome, greq, status, served);
   }
 
   private async carryOut(d: Decision, req: http.IncomingMessage, res: http.ServerResponse, method: string): Promise<number> {
@@ -268,18 +344,61 @@ export class LocalGateway {
     return d.status;
   }
 
-  private async record(outcome: Outcome, req: GatewayRequest, status: number, raw: http.IncomingMessage): Promise<void> {
-    if (!outcome.events.length || outcome.domain === null) return;
-    const time = new Date();
-    // Only the socket's own peer address counts (or, behind CloudFront, the viewer address it
-    // sets); a client-supplied X-Forwarded-For is ignored. Read before awaiting: a closed socket
-    // no longer knows its peer.
-    const trusted = this.opts.trustViewerHeaders === true;
-    const viewer = { ip: cloudFrontViewerIp(req.headers, { trusted }) ?? raw.socket.remoteAddress ?? null, origin: viewerOrigin(req.headers, { trusted }) };
+  /** Records the events of a finished request; a promise only while the day's salt is being loaded. */
+  private record(outcome: Outcome, req: GatewayRequest, status: number, served: Served): Promise<void> | void {
+    // eventsOf() would find no events for these too; checked first to skip the salt and the viewer.
+    if (outcome.events.length && outcome.domain !== null && !optedOut(req.headers)) {
+      const time = new Date();
+      const raw = served.req;
+      // Only the socket's own peer address counts (or, behind CloudFront, the viewer address it
+      // sets); a client-supplied X-Forwarded-For is ignored. Read before awaiting: a closed socket
+      // no longer knows its peer.
+      const viewer: Viewer = { ip: cloudFrontViewerIp(req.headers, this.trust) ?? raw.socket?.remoteAddress ?? null, origin: viewerOrigin(req.headers, this.trust) };
+      const socket = raw.socket;
+      const salt = this.saltAt(time);
+      if (typeof salt !== 'string') {
+        return salt.then((s) => {
+          this.writeEvents(outcome, req, status, viewer, s ?? '', time, socket);
+          this.logAccess(outcome, req, status, served);
+        });
+      }
+      this.writeEvents(outcome, req, status, viewer, salt, time, socket);
+    }
+    this.logAccess(outcome, req, status, served);
+  }
+
+  private writeEvents(outcome: Outcome, req: GatewayRequest, status: number, viewer: Viewer, salt: string, time: Date, socket: Socket | null): void {
+    let visitorIdOf: VisitorIdFn | undefined;
+    if (socket) {
+      visitorIdOf = this.visitorIds.get(socket);
+      if (!visitorIdOf) this.visitorIds.set(socket, (visitorIdOf = rememberingVisitorId()));
+    }
     // A salt that cannot be had (store failing) means events without a visitor id.
-    const salt = (await this.salt.current(time)) ?? '';
-    const events = eventsOf(outcome, req, status, viewer, { salt, time, newId: randomUUID });
+    const events = eventsOf(outcome, req, status, viewer, { salt, time, newId: randomUUID, visitorId: visitorIdOf });
     if (events.length) this.opts.sink.write(events);
   }
 
+  private logAccess(outcome: Outcome, req: GatewayRequest, status: number, { method, rawPath, started }: Served): void {
+    if (!this.opts.accessLog) return;
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    this.opts.log.info(`${method} ${outcome.domain ?? header(req.headers, 'host') ?? '-'}${rawPath} ${status} ${ms.toFixed(1)}ms`);
+  }
+
+  /**
+   * Today's salt, at once while it is known (the common case), else from the salt cache; null
+   * while the store fails. The day's bounds are kept so a request needs no date formatting.
+   */
+  private saltAt(time: Date): string | Promise<string | null> {
+    const t = time.getTime();
+    if (t >= this.saltFrom && t < this.saltUntil) return this.saltOfDay;
+    return this.salt.current(time).then((s) => {
+      const from = Math.floor(t / DAY_MS) * DAY_MS;
+      if (s !== null && from >= this.saltFrom) {
+        this.saltFrom = from;
+        this.saltUntil = from + DAY_MS;
+        this.saltOfDay = s;
+      }
+      return s;
+    });
+  }
 }
