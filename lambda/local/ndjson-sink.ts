@@ -23,7 +23,7 @@ import type { GatewayEvent } from '../core/events';
 export interface EventSinkStats {
   /** Events on disk (or handed to stdout). */
   written: number;
-  /** Of those, events whose first write failed and that were written on a later attempt. */
+  /** Of those, events written late: queued while writing failed, and written on a later attempt. */
   retried: number;
   /** Events never written: over the memory cap while writes failed, or still failing at close. */
   dropped: number;
@@ -70,6 +70,7 @@ interface Chunk {
   /** Bytes of `data` already written to the file `writtenTo` (dev:ino). */
   offset: number;
   writtenTo: string | null;
+  /** Held up by a failed write: its events count as retried once written. */
   failed: boolean;
 }
 
@@ -100,7 +101,8 @@ async function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
 const closeFd = (fd: number) => new Promise<void>((ok) => fs.close(fd, () => ok()));
 
 export class NdjsonEventSink implements EventSink {
-  private readonly fileName = `events-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}.ndjson`;
+  /** The file name this sink appends to in each `dt=` directory (start time and pid: one per process). */
+  readonly fileName = `events-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}.ndjson`;
   private readonly files = new Map<string, OpenFile>();
   private readonly queue: Chunk[] = [];
   private queuedEvents = 0;
@@ -145,7 +147,7 @@ export class NdjsonEventSink implements EventSink {
         last.count++;
         last.bytes += line.length;
       } else {
-        this.queue.push({ day, text: line, count: 1, bytes: line.length, data: null, offset: 0, writtenTo: null, failed: false });
+        this.queue.push({ day, text: line, count: 1, bytes: line.length, data: null, offset: 0, writtenTo: null, failed: this.failingSince !== null });
       }
       this.queuedEvents++;
       this.queuedBytes += line.length;
@@ -185,7 +187,6 @@ export class NdjsonEventSink implements EventSink {
     }
     for (const f of this.files.values()) await closeFd(f.fd);
     this.files.clear();
-    this.reportDrops();
   }
 
   private drop(n: number): void {
@@ -219,7 +220,8 @@ export class NdjsonEventSink implements EventSink {
       try {
         await this.writeChunk(chunk);
       } catch (e) {
-        chunk.failed = true;
+        // Everything queued now is written late (if at all): counted as retried once written.
+        for (const c of this.queue) c.failed = true;
         this.counters.failedWrites++;
         await this.forgetFile(chunk.day);
         if (this.failingSince === null) {
@@ -286,8 +288,9 @@ export class NdjsonEventSink implements EventSink {
     });
     const file = { fd, id: `${st.dev}:${st.ino}` };
     this.files.set(day, file);
-    // Events arrive in time order: keep the newest two days open (a response that completes just after midnight).
-    for (const d of [...this.files.keys()].sort().slice(0, -2)) await this.forgetFile(d);
+    // Events come in time order, so two days open are enough (responses that complete around
+    // midnight); others are closed, never the one just opened (events of any day may be written).
+    if (this.files.size > 2) for (const d of [...this.files.keys()].sort()) if (d !== day && this.files.size > 2) await this.forgetFile(d);
     return file;
   }
 
