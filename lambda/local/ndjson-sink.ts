@@ -2,9 +2,10 @@
  * Local event sinks: newline-delimited JSON laid out like the S3 data, `DIR/dt=YYYY-MM-DD/`, or
  * stdout.
  *
- * `write()` only serializes and queues; the lines are written in batches: one write per day file
- * for whatever queued up in the last 10 ms or while the previous write ran (well within the
- * contract's 1 s). Order is kept: a line is never written before one queued earlier.
+ * `write()` only serializes and queues; the lines are written in batches, one write per day file
+ * for whatever queued up in the last 10 ms (well within the contract's 1 s), so under load one
+ * write and one check of the file carry hundreds of lines. Order is kept: a line is never written
+ * before one queued earlier.
  *
  * The NDJSON sink survives a failing disk or directory (removed, replaced by a file, unwritable,
  * full): the request path never waits for it, failed writes are retried with backoff (reopening
@@ -114,7 +115,8 @@ export class NdjsonEventSink implements EventSink {
   /** A failure episode: since when, and the backoff of the next attempt. */
   private failingSince: number | null = null;
   private backoffMs = 0;
-  private wakeRetry: (() => void) | null = null;
+  /** Ends the drain's current pause (a backoff, or the wait for lines to gather) at once. */
+  private wake: (() => void) | null = null;
   private droppedAtLastReport = 0;
   /** Dropping since the queue last drained: warned once. */
   private dropping = false;
@@ -171,7 +173,7 @@ export class NdjsonEventSink implements EventSink {
     this.closed = true;
     clearInterval(this.reportTimer);
     const deadline = Date.now() + (this.opts.closeTimeoutMs ?? 2_000);
-    this.wakeRetry?.(); // no more waiting out a long backoff
+    this.wake?.(); // no more waiting out a backoff
     this.startDrain();
     while (this.draining !== null && Date.now() < deadline) await waitAtMost(this.draining, deadline - Date.now());
     if (this.queue.length) {
@@ -181,7 +183,7 @@ export class NdjsonEventSink implements EventSink {
       this.queuedBytes = 0;
       this.drop(lost);
       this.onWarn(`events: ${lost} event(s) could not be written under ${this.dir} before shutdown and are lost`);
-      this.wakeRetry?.();
+      this.wake?.();
       // A write stuck in the kernel (a hung network file system) must not hold up the exit.
       if (this.draining !== null) await waitAtMost(this.draining, 500);
     }
@@ -231,16 +233,8 @@ export class NdjsonEventSink implements EventSink {
         } else {
           this.backoffMs = Math.min(this.backoffMs * 2, this.opts.retryMaxMs ?? 5_000);
         }
-        await new Promise<void>((resolve) => {
-          // Closing: keep trying briskly until close() gives up. Otherwise the timer alone keeps no process alive.
-          const t = setTimeout(resolve, this.closed ? Math.min(this.backoffMs, 100) : this.backoffMs);
-          if (!this.closed) t.unref();
-          this.wakeRetry = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-        this.wakeRetry = null;
+        // Closing: keep trying briskly until close() gives up.
+        await this.pause(this.closed ? Math.min(this.backoffMs, 100) : this.backoffMs);
         continue;
       }
       if (this.queue[0] !== chunk) return; // close() gave up on the queue meanwhile
@@ -253,8 +247,26 @@ export class NdjsonEventSink implements EventSink {
         this.onWarn(`events: writing under ${this.dir} again after ${((Date.now() - this.failingSince) / 1000).toFixed(1)} s (${this.counters.dropped} dropped so far)`);
         this.failingSince = null;
       }
+      // Under load, let lines gather for the next write rather than writing a few at a time.
+      if (this.queue.length && !this.closed) await this.pause(this.opts.flushDelayMs ?? 10);
     }
     this.dropping = false;
+  }
+
+  /** Waits `ms`, or less if close() calls `wake`; the timer alone keeps no process alive unless closing. */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = null;
+        resolve();
+      }, ms);
+      if (!this.closed) t.unref();
+      this.wake = () => {
+        this.wake = null;
+        clearTimeout(t);
+        resolve();
+      };
+    });
   }
 
   private async writeChunk(chunk: Chunk): Promise<void> {
