@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { LOCAL, makeTempDir, pollUntil, readEvents, removeDir, rssBytes, startGateway, writeJson, type Gateway } from './helpers';
+import { LOCAL, makeTempDir, pollUntil, readEvents, removeDir, rssBytes, runCli, startGateway, writeJson, type Gateway } from './helpers';
 
 jest.setTimeout(120_000);
 
@@ -123,4 +123,13 @@ test('events directory replaced by a file under load: all requests answered, eve
   expect(gw.stderr).toMatch(new RegExp(`events: ${warm.length + CAP + after.length} written, ${CAP} retried, ${faulty.length - CAP} dropped`));
   // Nothing of an event in the logs.
   expect(gw.stderr).not.toMatch(/\/dl\/|aaaa|curl|files\.test|127\.0\.0\.1:\d+\//);
+});
+
+test('--events-buffer takes a positive number of events; anything else is a usage error (exit 2, one line)', async () => {
+  for (const bad of ['0', '-5', '1e3', 'lots']) {
+    const r = await runCli(['serve', '--events', path.join(dir, 'unused'), '--port', '0', '--events-buffer', bad]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/--events-buffer must be a number of events between 1 and 10000000/);
+  }
 });
