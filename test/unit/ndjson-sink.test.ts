@@ -16,7 +16,10 @@ let root: string;
 beforeEach(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-unit-sink-'));
 });
-afterEach(() => {
+/** Sinks of the current test: closed before its directory goes, so a failed test leaves nothing writing. */
+const sinks: NdjsonEventSink[] = [];
+afterEach(async () => {
+  for (const s of sinks.splice(0)) await s.close();
   fs.rmSync(root, { recursive: true, force: true });
 });
 
@@ -56,6 +59,7 @@ async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 5_
 function sinkIn(dir: string, opts: NdjsonSinkOptions = {}) {
   const warnings: string[] = [];
   const sink = new NdjsonEventSink(dir, (m) => warnings.push(m), { ...FAST, ...opts });
+  sinks.push(sink);
   return { sink, warnings };
 }
 
