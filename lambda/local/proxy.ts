@@ -154,6 +154,14 @@ function overridePathPrefix(host: string, upstreams: ReadonlyMap<string, string>
   return base ? new URL(base).pathname.replace(/\/+$/, '') : '';
 }
 
+/** Responses cut off because the upstream fell silent mid-body for longer than the idle timeout. */
+const timedOut = new WeakSet<http.IncomingMessage>();
+
+/** Whether an upstream response was cut off because the upstream fell silent mid-body (not because it broke the connection). */
+export function upstreamFellSilent(res: http.IncomingMessage): boolean {
+  return timedOut.has(res);
+}
+
 /**
  * The guard for a URL an upstream named (a token realm): none when the configuration names its
  * host too (the upstream's own host, an `--upstream` override), else public addresses only
@@ -166,7 +174,9 @@ export function guardForNamedUrl(url: URL, namedBy: URL, upstreams: ReadonlyMap<
 }
 
 /**
- * One upstream exchange; resolves with the response (headers received) or rejects. `rawPath`,
+ * One upstream exchange; resolves with the response (headers received) or rejects. After the
+ * headers, an upstream silent for `idleTimeoutMs` while the body is being read has the
+ * connection destroyed, so the body errors. `rawPath`,
  * when given, is sent exactly as it is instead of the URL's (normalised) path and query.
  * `guard`: the host was named by an upstream, not by the configuration (address-guard.ts).
  */
@@ -187,9 +197,20 @@ export function exchange(url: URL, method: string, headers: Record<string, strin
       ...(guard ? { lookup: guardedLookup(guard) } : {}),
     });
     const timer = setTimeout(() => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT_HEADERS' })), opts.headersTimeoutMs);
-    req.setTimeout(opts.idleTimeoutMs, () => req.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT_IDLE' })));
+    let response: http.IncomingMessage | null = null;
+    req.setTimeout(opts.idleTimeoutMs);
+    req.on('timeout', () => {
+      // Silence while bytes wait unread on our side (the client reads slowly: backpressure) is not the upstream's fault.
+      if (response && response.readableLength > 0 && !response.destroyed) {
+        req.setTimeout(opts.idleTimeoutMs);
+        return;
+      }
+      if (response) timedOut.add(response);
+      req.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT_IDLE' }));
+    });
     req.once('response', (r) => {
       clearTimeout(timer);
+      response = r;
       resolve(r);
     });
     req.once('error', (e) => {
