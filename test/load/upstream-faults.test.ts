@@ -271,6 +271,36 @@ test('a client that stops reading for longer than --upstream-timeout is not cut 
   expect(got).toEqual({ status: 200, length: BIG, complete: true });
 });
 
+test('clients that give up on a hanging upstream free its connections at once, not at the upstream timeout', async () => {
+  // A gateway that would wait 60 s for the upstream's headers.
+  const patient = await startGateway({
+    manifest: path.join(dir, 'manifest.json'),
+    events: path.join(dir, 'events-patient'),
+    upstreams: [`faulty-cr.test=http://${LOCAL}:${upstream!.port}`],
+    extraArgs: ['--upstream-timeout', '60'],
+  });
+  try {
+    const { path: p, headers } = ask('docker', 'hang');
+    const hangingNow = () => [...upstream!.open.values()].filter((v) => v.startsWith('hang ')).length;
+    const clients = Array.from({ length: 20 }, () => {
+      const req = http.request({ host: LOCAL, port: patient.port, path: p, headers, agent: false });
+      req.on('error', () => undefined);
+      req.end();
+      return req;
+    });
+    await pollUntil('the upstream to hold 20 hanging requests', () => (hangingNow() >= 20 ? true : undefined), 10_000, 20);
+    for (const req of clients) req.destroy();
+    // Well within the 60 s the gateway would otherwise wait.
+    await pollUntil(`the gateway to close its upstream connections (${hangingNow()} open)`, () => (hangingNow() === 0 ? true : undefined), 10_000, 50);
+    const ok = ask('docker', 'ok');
+    const good = await fetchOnce(patient.port, ok.path, ok.headers);
+    expect({ status: good.status, complete: good.complete }).toEqual({ status: 200, complete: true });
+    expect(await patient.stop()).toEqual({ code: 0, signal: null });
+  } finally {
+    await patient.kill();
+  }
+});
+
 test('a few hundred faulty requests, many at once: every one answered in time, the gateway keeps serving, no descriptor or socket leaked', async () => {
   const pid = gw!.pid;
   // Warm up every path once (lazily opened descriptors, the healthy upstream's keep-alive pool).
