@@ -1,6 +1,8 @@
 /**
- * Three projects: fast unit tests (pure, in-process), construct tests (synthesize CDK stacks and
- * assert on the templates; a few seconds per file) and end-to-end tests (real servers and clients).
+ * Four projects: fast unit tests (pure, in-process), construct tests (synthesize CDK stacks and
+ * assert on the templates; a few seconds per file), end-to-end tests (real servers and clients)
+ * and load and fault tests (test/load: sustained load, outages, faulty upstreams). scripts/test.sh
+ * runs `load` after the others, one file at a time, so that its load does not compete for CPUs.
  */
 const tsJest = ['ts-jest', { tsconfig: 'tsconfig.jest.json' }];
 module.exports = {
@@ -22,6 +24,12 @@ module.exports = {
     {
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
+      transform: { '^.+\\.ts$': tsJest },
+      testEnvironment: 'node',
+    },
+    {
+      displayName: 'load',
+      testMatch: ['<rootDir>/test/load/**/*.test.ts'],
       transform: { '^.+\\.ts$': tsJest },
       testEnvironment: 'node',
     },

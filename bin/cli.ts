@@ -153,7 +153,7 @@ const serve: CommandSpec = {
     { name: 'upstream', value: 'HOST=BASE_URL', repeat: true, help: 'Contact BASE_URL wherever the gateway itself would contact upstream HOST (mirrors, air-gapped tests). Redirects sent to clients are not rewritten.' },
     { name: 'events', value: 'DIR|-', help: 'Analytics events as NDJSON under DIR/dt=YYYY-MM-DD/, or on stdout for "-". Default: ./.gateway/events.' },
     { name: 'events-buffer', value: 'N', help: 'Most events held in memory while the events directory cannot be written (removed, unwritable, disk full); writes are retried, and past N new events are dropped and counted. Default: 100000.' },
-    { name: 'upstream-timeout', value: 'SECONDS', help: 'How long the proxy waits for an upstream\'s response headers before answering 504. Default: 30.' },
+    { name: 'upstream-timeout', value: 'SECONDS', help: 'How long the gateway waits for an upstream\'s response headers before answering 504, and the longest an upstream may fall silent mid-body before the answer is cut off. Default: 30.' },
     { name: 'access-log', help: 'Log one line per request on stderr (no query strings, no client addresses).' },
     { name: 'log-format', value: 'text|json', help: 'Log line format. Default: text.' },
     { name: 'trust-cloudfront-headers', help: 'Record country, region and ASN from CloudFront-Viewer-* headers. Only behind CloudFront, which overwrites them: anywhere else clients could forge them. Default: off.' },
@@ -195,7 +195,7 @@ const serve: CommandSpec = {
     const gateway = new LocalGateway({
       host, port, rules: fromTable?.source ?? (() => rules!), sink, upstreams, log,
       accessLog: opts['access-log'] === true,
-      proxy: { headersTimeoutMs: upstreamTimeout * 1000 },
+      proxy: { headersTimeoutMs: upstreamTimeout * 1000, idleTimeoutMs: upstreamTimeout * 1000 },
       trustViewerHeaders: opts['trust-cloudfront-headers'] === true,
     });
     let address;

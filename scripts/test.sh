@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README "Quick start", .ci/run): installs what the tests need on a
-# fresh machine, type-checks, runs unit then end-to-end tests. Servers the tests need are started
-# and stopped by the tests themselves.
+# fresh machine, type-checks, runs unit, construct and end-to-end tests, then the load and fault
+# tests on their own (one file at a time, so that their load does not share the CPUs with other
+# test files). Servers the tests need are started and stopped by the tests themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,8 @@ command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 # pip for the Python end-to-end tests (npm comes with Node; verdaccio from npm ci).
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+# wrk drives the sustained-load test (test/load/sustained.test.ts).
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test: installing ${need_apt[*]}"
@@ -32,11 +35,23 @@ fi
 
 echo "test: type-check"
 npx tsc -p tsconfig.json --noEmit
-echo "test: unit and end-to-end tests"
+echo "test: unit, construct and end-to-end tests"
 results="$(mktemp --suffix=.json)"
-trap 'rm -f "$results"' EXIT
+load_results="$(mktemp --suffix=.json)"
+trap 'rm -f "$results" "$load_results"' EXIT
 status=0
-npx jest --ci --json --outputFile="$results" "$@" || status=$?
-# One plain closing line for CI logs.
-node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)' "$results" || true
+npx jest --ci --json --outputFile="$results" --selectProjects unit construct e2e --passWithNoTests "$@" || status=$?
+echo "test: load and fault tests (one file at a time)"
+# --passWithNoTests: `npm test -- FILE` selects tests of one run only, which is not a failure.
+npx jest --ci --json --outputFile="$load_results" --selectProjects load --runInBand --passWithNoTests "$@" || status=$?
+# One plain closing line for CI logs, over both runs (a run that wrote no results counts as failed).
+node -e '
+const fs = require("fs");
+let passed = 0, failed = 0, skipped = 0;
+for (const f of process.argv.slice(1)) {
+  let r;
+  try { r = JSON.parse(fs.readFileSync(f, "utf8")); } catch { failed++; continue; }
+  passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+}
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);' "$results" "$load_results" || true
 exit "$status"

@@ -93,6 +93,8 @@ export class FirehoseEventSink {
   private queuedBytes = 0;
   private draining: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** After a failure: no send before this time (the backoff of the oldest record's next attempt). */
+  private retryAt = 0;
   private closed = false;
   private readonly counters: Omit<FirehoseSinkStats, 'buffered' | 'bufferedBytes'> = {
     delivered: 0,
@@ -139,19 +141,36 @@ export class FirehoseEventSink {
 
   /**
    * Sends everything queued, retrying failed records with backoff, and resolves when the queue is
-   * empty or `timeoutMs` has passed (records still queued then stay for the next flush). Never rejects.
+   * empty or `timeoutMs` has passed (records still queued then stay for the next flush); a call
+   * still in flight then (Firehose not answering) goes on in the background. Never rejects.
+   *
+   * `waitForBackoff: false` (a Lambda invocation's flush): sends what can be sent now, but while
+   * Firehose is failing it makes at most one attempt, and none before the backoff has passed,
+   * instead of sleeping through the backoff. An outage then costs an invocation at most one call,
+   * not the whole deadline; with every invocation held for seconds, the function would need far
+   * more concurrent environments for the same traffic, and run into its concurrency limit.
    */
-  async flush(timeoutMs = 5_000): Promise<void> {
+  async flush(timeoutMs = 5_000, opts: { readonly waitForBackoff?: boolean } = {}): Promise<void> {
+    const waitForBackoff = opts.waitForBackoff ?? true;
     this.clearTimer();
     const deadline = Date.now() + timeoutMs;
-    while (this.queue.length && Date.now() < deadline) {
-      // Join a drain already running; once our own drain returns, the queue is empty or our time is up.
-      const own = this.draining === null;
-      this.draining ??= this.drain(deadline).finally(() => (this.draining = null));
-      await this.draining;
-      if (own) break;
+    let timer: NodeJS.Timeout | undefined;
+    const timeUp = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+      timer.unref?.();
+    });
+    try {
+      while (this.queue.length && Date.now() < deadline) {
+        // Join a drain already running; once our own drain returns, the queue is empty or our time is up.
+        const own = this.draining === null;
+        this.draining ??= this.drain(deadline, waitForBackoff).finally(() => (this.draining = null));
+        const finished = await Promise.race([this.draining.then(() => true), timeUp]);
+        if (own || !finished) break;
+      }
+    } finally {
+      clearTimeout(timer);
     }
-    // A drain that stopped at an earlier caller's deadline may leave records: keep them scheduled.
+    // A drain that stopped at an earlier caller's deadline, or at a backoff, may leave records: keep them scheduled.
     this.schedule();
   }
 
@@ -185,18 +204,21 @@ export class FirehoseEventSink {
     this.timer = null;
   }
 
-  /** A full batch goes out at once; a partial one after `maxDelayMs`. */
+  /** A full batch goes out at once; a partial one after `maxDelayMs`; records that failed once their backoff has passed. */
   private schedule(): void {
     if (!this.queue.length || this.draining) return;
+    const backingOff = this.queue[0].attempts > 0 && Date.now() < this.retryAt;
     const full = this.queue.length >= PUT_RECORD_BATCH_LIMITS.records || this.queuedBytes >= PUT_RECORD_BATCH_LIMITS.bytesPerCall;
-    if (full) {
+    // Background sends never sleep through a backoff (they would hold a drain that a Lambda invocation's flush joins).
+    const background = () => void this.flush(undefined, { waitForBackoff: false });
+    if (full && !backingOff) {
       this.clearTimer();
-      void this.flush();
+      background();
     } else if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = null;
-        void this.flush();
-      }, this.opts.maxDelayMs ?? 1_000);
+        background();
+      }, backingOff ? Math.max(1, this.retryAt - Date.now()) : this.opts.maxDelayMs ?? 1_000);
       // A timer alone must not keep a process (or a Lambda invocation) alive.
       this.timer.unref();
     }
@@ -222,6 +244,7 @@ export class FirehoseEventSink {
     this.queue.unshift(...keep);
     for (const r of keep) this.queuedBytes += r.data.byteLength;
     this.counters.retried += keep.length;
+    if (this.queue.length) this.retryAt = Date.now() + this.backoffMs(this.queue[0].attempts + 1);
   }
 
   private backoffMs(attempt: number): number {
@@ -230,13 +253,19 @@ export class FirehoseEventSink {
     return Math.round(cap * (this.opts.random ?? Math.random)());
   }
 
-  private async drain(deadline: number): Promise<void> {
+  private async drain(deadline: number, waitForBackoff: boolean): Promise<void> {
     const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     while (this.queue.length) {
       const next = this.queue[0].attempts + 1;
-      const wait = this.backoffMs(next);
-      if (Date.now() + wait >= deadline) return;
-      if (wait) await sleep(wait);
+      if (!waitForBackoff) {
+        // A record that failed waits for its backoff; a later flush (or the background timer) sends it.
+        if (next > 1 && Date.now() < this.retryAt) return;
+        if (Date.now() >= deadline) return;
+      } else {
+        const wait = this.backoffMs(next);
+        if (Date.now() + wait >= deadline) return;
+        if (wait) await sleep(wait);
+      }
       const batch = this.takeBatch();
       for (const r of batch) r.attempts++;
       this.counters.calls++;

@@ -39,6 +39,16 @@ const saltStoreModule = () => require('../analytics/dynamodb-salt-store') as typ
 const firehoseModule = () => require('@aws-sdk/client-firehose') as typeof import('@aws-sdk/client-firehose');
 const dynamoDbModule = () => require('@aws-sdk/client-dynamodb') as typeof import('@aws-sdk/client-dynamodb');
 
+/**
+ * Firehose and the salt table must not hold an invocation when they hang: without a request
+ * timeout the SDK waits as long as the connection stays open. The sink retries (and counts)
+ * failed sends itself, so its client makes one attempt per send.
+ */
+const FIREHOSE_CLIENT = { maxAttempts: 1, requestHandler: { connectionTimeout: 1_000, requestTimeout: 2_000, throwOnRequestTimeout: true } } as const;
+const SALT_CLIENT = { maxAttempts: 2, requestHandler: { connectionTimeout: 1_000, requestTimeout: 2_000, throwOnRequestTimeout: true } } as const;
+/** Drops are logged at most this often (with the counts since the last line); the metric has every one. */
+const DROP_LOG_INTERVAL_MS = 60_000;
+
 function ruleSource(): RuleSource {
   const tableName = env.RULES_TABLE_NAME;
   if (tableName) {
@@ -71,21 +81,27 @@ function ruleSource(): RuleSource {
   }
 }
 
-/** The Firehose sink behind the adapter's EventSink port (drops are reported per invocation). */
+/**
+ * The Firehose sink behind the adapter's EventSink port. Drops are counted in the `EventsDropped`
+ * metric per invocation, and logged at most once a minute with the count per reason: while
+ * Firehose is down, a line per dropped event (or per request) would flood the log at the request rate.
+ */
 function eventSink(): EventSink {
   const deliveryStreamName = env.EVENTS_STREAM_NAME;
   if (!deliveryStreamName) return new LogEventSink();
   let dropped = 0;
+  let unlogged: Partial<Record<DropReason, number>> = {};
+  let loggedAt = -Infinity;
   let sink: FirehoseEventSink | null = null;
   const createSink = (): FirehoseEventSink => {
     const { FirehoseEventSink: Sink, flushOnSigterm } = firehoseSinkModule();
     const created = new Sink({
       deliveryStreamName,
-      client: new (firehoseModule().FirehoseClient)({ region: env.EVENTS_STREAM_REGION ?? env.AWS_REGION }),
+      client: new (firehoseModule().FirehoseClient)({ ...FIREHOSE_CLIENT, region: env.EVENTS_STREAM_REGION ?? env.AWS_REGION }),
       onError: (message) => logger.warn(message),
       onDropped: (count: number, reason: DropReason) => {
         dropped += count;
-        logger.warn('analytics events dropped', { count, reason });
+        unlogged[reason] = (unlogged[reason] ?? 0) + count;
       },
     });
     // Records still queued after a failed flush are sent when Lambda shuts the environment down.
@@ -94,12 +110,20 @@ function eventSink(): EventSink {
   };
   return {
     write: (events: readonly GatewayEvent[]) => (sink ??= createSink()).write(events),
-    // Nothing written yet: nothing to send, and no reason to load the client.
-    flush: () => (sink ? sink.flush() : Promise.resolve()),
+    // Nothing written yet: nothing to send, and no reason to load the client. While Firehose
+    // fails, an invocation makes at most one attempt and never sleeps through a backoff (firehose-sink.ts).
+    flush: () => (sink ? sink.flush(5_000, { waitForBackoff: false }) : Promise.resolve()),
     takeDropped: () => {
-      const n = dropped;
+      const count = dropped;
       dropped = 0;
-      return n;
+      const now = Date.now();
+      if (Object.keys(unlogged).length && now - loggedAt >= DROP_LOG_INTERVAL_MS) {
+        const reasons = unlogged;
+        unlogged = {};
+        loggedAt = now;
+        logger.warn('analytics events dropped', { count: Object.values(reasons).reduce((a, b) => a + b, 0), reasons, queued: sink?.stats().buffered ?? 0 });
+      }
+      return count;
     },
   };
 }
@@ -111,7 +135,7 @@ function dailySaltStore(): DailySaltStore {
   return {
     saltFor: (day) => (store ??= new (saltStoreModule().DynamoDbSaltStore)({
       tableName,
-      client: new (dynamoDbModule().DynamoDBClient)({ region: env.SALT_TABLE_REGION ?? env.AWS_REGION }),
+      client: new (dynamoDbModule().DynamoDBClient)({ ...SALT_CLIENT, region: env.SALT_TABLE_REGION ?? env.AWS_REGION }),
     })).saltFor(day),
   };
 }

@@ -154,6 +154,14 @@ function overridePathPrefix(host: string, upstreams: ReadonlyMap<string, string>
   return base ? new URL(base).pathname.replace(/\/+$/, '') : '';
 }
 
+/** Responses cut off because the upstream fell silent mid-body for longer than the idle timeout. */
+const timedOut = new WeakSet<http.IncomingMessage>();
+
+/** Whether an upstream response was cut off because the upstream fell silent mid-body (not because it broke the connection). */
+export function upstreamFellSilent(res: http.IncomingMessage): boolean {
+  return timedOut.has(res);
+}
+
 /**
  * The guard for a URL an upstream named (a token realm): none when the configuration names its
  * host too (the upstream's own host, an `--upstream` override), else public addresses only
@@ -166,11 +174,13 @@ export function guardForNamedUrl(url: URL, namedBy: URL, upstreams: ReadonlyMap<
 }
 
 /**
- * One upstream exchange; resolves with the response (headers received) or rejects. `rawPath`,
+ * One upstream exchange; resolves with the response (headers received) or rejects. After the
+ * headers, an upstream silent for `idleTimeoutMs` while the body is being read has the
+ * connection destroyed, so the body errors. `rawPath`,
  * when given, is sent exactly as it is instead of the URL's (normalised) path and query.
  * `guard`: the host was named by an upstream, not by the configuration (address-guard.ts).
  */
-export function exchange(url: URL, method: string, headers: Record<string, string | string[]>, body: Readable | null, opts: ProxyOptions, rawPath?: string, guard?: HopGuard): Promise<http.IncomingMessage> {
+export function exchange(url: URL, method: string, headers: Record<string, string | string[]>, body: Readable | null, opts: ProxyOptions, rawPath?: string, guard?: HopGuard, signal?: AbortSignal): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     const secure = url.protocol === 'https:';
     if (guard) {
@@ -183,13 +193,24 @@ export function exchange(url: URL, method: string, headers: Record<string, strin
     }
     const req = (secure ? https : http).request({
       protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || undefined,
-      path: rawPath ?? `${url.pathname}${url.search}`, method, headers, agent: secure ? agents.https : agents.http,
+      path: rawPath ?? `${url.pathname}${url.search}`, method, headers, agent: secure ? agents.https : agents.http, signal,
       ...(guard ? { lookup: guardedLookup(guard) } : {}),
     });
     const timer = setTimeout(() => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT_HEADERS' })), opts.headersTimeoutMs);
-    req.setTimeout(opts.idleTimeoutMs, () => req.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT_IDLE' })));
+    let response: http.IncomingMessage | null = null;
+    req.setTimeout(opts.idleTimeoutMs);
+    req.on('timeout', () => {
+      // Silence while bytes wait unread on our side (the client reads slowly: backpressure) is not the upstream's fault.
+      if (response && response.readableLength > 0 && !response.destroyed) {
+        req.setTimeout(opts.idleTimeoutMs);
+        return;
+      }
+      if (response) timedOut.add(response);
+      req.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT_IDLE' }));
+    });
     req.once('response', (r) => {
       clearTimeout(timer);
+      response = r;
       resolve(r);
     });
     req.once('error', (e) => {
@@ -245,9 +266,10 @@ export function bodyless(method: string, status: number): boolean {
 
 /**
  * Forwards a request to the decision's upstream, following registry-to-registry redirects, and
- * returns the answer to relay. `clientGone` tells whether the client went away meanwhile.
+ * returns the answer to relay. `clientGone` tells whether the client went away meanwhile;
+ * `signal` aborts the upstream request (when the client has gone).
  */
-export async function forwardToUpstream(req: UpstreamRequest, target: ProxyTarget, opts: ProxyOptions, clientGone: () => boolean = () => false): Promise<UpstreamAnswer> {
+export async function forwardToUpstream(req: UpstreamRequest, target: ProxyTarget, opts: ProxyOptions, clientGone: () => boolean = () => false, signal?: AbortSignal): Promise<UpstreamAnswer> {
   const method = req.method.toUpperCase();
   const hasBody = req.body !== null;
   let publicUrl = new URL(target.url);
@@ -263,7 +285,7 @@ export async function forwardToUpstream(req: UpstreamRequest, target: ProxyTarge
     try {
       // The first request carries the raw path the engine built, byte for byte; later hops follow upstream Locations.
       const rawPath = hop === 0 ? `${overridePathPrefix(publicUrl.host, opts.upstreams)}${rawPathOf(target.url)}` : undefined;
-      upstreamRes = await exchange(contacted, method, headers, hop === 0 ? req.body : null, opts, rawPath);
+      upstreamRes = await exchange(contacted, method, headers, hop === 0 ? req.body : null, opts, rawPath, undefined, signal);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? '';
       if (clientGone()) return { kind: 'client-gone' };
@@ -302,7 +324,13 @@ export async function forwardToUpstream(req: UpstreamRequest, target: ProxyTarge
 export async function proxyRequest(clientReq: http.IncomingMessage, clientRes: http.ServerResponse, target: ProxyTarget, opts: ProxyOptions): Promise<ProxyResult> {
   const method = (clientReq.method ?? 'GET').toUpperCase();
   const hasBody = clientReq.headers['content-length'] !== undefined ? clientReq.headers['content-length'] !== '0' : clientReq.headers['transfer-encoding'] !== undefined;
-  const answer = await forwardToUpstream({ method, rawHeaders: clientReq.rawHeaders, body: hasBody ? clientReq : null }, target, opts, () => clientRes.destroyed || clientReq.destroyed);
+  // A client that goes away before the upstream answers frees the upstream connection at once,
+  // instead of holding it (and a place in the agent's pool) until the upstream timeout.
+  const abort = new AbortController();
+  clientRes.once('close', () => {
+    if (!clientRes.writableFinished) abort.abort();
+  });
+  const answer = await forwardToUpstream({ method, rawHeaders: clientReq.rawHeaders, body: hasBody ? clientReq : null }, target, opts, () => clientRes.destroyed || clientReq.destroyed, abort.signal);
   if (answer.kind === 'client-gone') return { status: 499, error: 'client went away' };
   if (answer.kind === 'error') {
     if (!clientRes.headersSent) {

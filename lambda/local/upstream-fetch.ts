@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { EventDraft } from '../core/events';
 import { fetchCacheKey, type FetchDecision, type FetchFailure, type FetchPlan, type FinalDecision, type UpstreamHead } from '../core/fetch';
-import { exchange, guardForNamedUrl, resolveUpstream, type ProxyOptions } from './proxy';
+import { exchange, guardForNamedUrl, resolveUpstream, upstreamFellSilent, type ProxyOptions } from './proxy';
 import type { CachedUpstream, UpstreamCache } from './upstream-cache';
 
 export interface FetchOptions {
@@ -68,7 +68,7 @@ function decoded(res: http.IncomingMessage): Readable {
   return res.pipe(decoder);
 }
 
-async function fetchUpstream(d: FetchDecision, opts: FetchOptions): Promise<{ head: UpstreamHead; body: Readable }> {
+async function fetchUpstream(d: FetchDecision, opts: FetchOptions): Promise<{ head: UpstreamHead; body: Readable; response: http.IncomingMessage }> {
   const configured = new URL(d.url);
   let publicUrl = configured;
   const exchangeOpts: ProxyOptions = { upstreams: opts.upstreams, headersTimeoutMs: opts.headersTimeoutMs, idleTimeoutMs: opts.idleTimeoutMs, maxHops: opts.maxRedirects };
@@ -100,7 +100,7 @@ async function fetchUpstream(d: FetchDecision, opts: FetchOptions): Promise<{ he
       publicUrl = next;
       continue;
     }
-    return { head: { status, headers: headersOf(res), url: publicUrl.toString() }, body: decoded(res) };
+    return { head: { status, headers: headersOf(res), url: publicUrl.toString() }, body: decoded(res), response: res };
   }
 }
 
@@ -126,12 +126,13 @@ export async function carryOutFetch(d: FetchDecision, client: FetchClient, opts:
   const cached = d.cacheSeconds > 0 ? opts.cache.get(key) : undefined;
   let head: UpstreamHead;
   let body: Readable;
+  let response: http.IncomingMessage | null = null;
   if (cached) {
     head = cached.head;
     body = Readable.from([cached.body]);
   } else {
     try {
-      ({ head, body } = await fetchUpstream(d, opts));
+      ({ head, body, response } = await fetchUpstream(d, opts));
     } catch (e) {
       if (!(e instanceof FetchError)) throw e;
       const r = d.transform.onFailure(e.failure, e.message);
@@ -152,8 +153,11 @@ export async function carryOutFetch(d: FetchDecision, client: FetchClient, opts:
       try {
         bytes = cached ? cached.body : await readBounded(body, plan.limit);
       } catch {
-        const r = d.transform.onFailure('unreachable', `upstream ${d.upstreamHost} broke off the answer`);
-        return { status: await answer(r.decision), events: r.events, error: `upstream ${d.upstreamHost} broke off the answer` };
+        // Silent mid-body for longer than the idle timeout is a timeout (504); a broken connection or body is not (502).
+        const silent = response !== null && upstreamFellSilent(response);
+        const message = silent ? `upstream ${d.upstreamHost} stopped sending the answer` : `upstream ${d.upstreamHost} broke off the answer`;
+        const r = d.transform.onFailure(silent ? 'timeout' : 'unreachable', message);
+        return { status: await answer(r.decision), events: r.events, error: message };
       }
       if (bytes === null) {
         const message = `upstream ${d.upstreamHost} sent a document larger than ${plan.limit} bytes`;

@@ -81,6 +81,19 @@ export class DynamoDbLocal {
     return this.proc !== null;
   }
 
+  /**
+   * SIGSTOP: a network partition as its clients see it. Connections are still accepted (by the
+   * kernel) but nothing is answered until `thaw()`.
+   */
+  freeze(): void {
+    if (!this.proc) throw new Error('DynamoDB Local is not running');
+    this.proc.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.proc?.kill('SIGCONT');
+  }
+
   /** SIGKILL, as an outage would: no goodbye to its clients. */
   async kill(): Promise<void> {
     const proc = this.proc;

@@ -179,6 +179,38 @@ test('flush() returns by its deadline when Firehose keeps failing; the records s
   await sink.close();
 });
 
+test('flush(…, { waitForBackoff: false }) (a Lambda invocation): one attempt while Firehose fails, no sleeping, none before the backoff has passed', async () => {
+  let failing = true;
+  const fake = new FakeFirehose((records) => (failing ? new Error('unreachable') : ok([], records.length)));
+  const { sink, sleeps } = sinkWith(fake, { baseBackoffMs: 150 });
+  sink.write([event(1), event(2)]);
+  await sink.flush(5_000, { waitForBackoff: false });
+  expect(fake.calls).toHaveLength(1);
+  expect(sleeps).toEqual([]);
+  expect(sink.stats().buffered).toBe(2);
+  // Within the backoff: no call at all.
+  sink.write([event(3)]);
+  await sink.flush(5_000, { waitForBackoff: false });
+  expect(fake.calls).toHaveLength(1);
+  // Once the backoff has passed (the background timer or the next flush), the retry goes out.
+  failing = false;
+  await new Promise((r) => setTimeout(r, 250));
+  await sink.flush(5_000, { waitForBackoff: false });
+  expect(fake.calls.map((c) => c.records.map(idOf))).toEqual([['e1', 'e2'], ['e1', 'e2', 'e3']]);
+  expect(sink.stats()).toMatchObject({ buffered: 0, delivered: 3, retried: 2 });
+  expect(sleeps).toEqual([]);
+});
+
+test('flush() returns by its deadline even when a call never returns (Firehose not answering)', async () => {
+  const fake = new FakeFirehose(() => 'hang');
+  const { sink } = sinkWith(fake);
+  sink.write([event(1)]);
+  const started = Date.now();
+  await sink.flush(100);
+  expect(Date.now() - started).toBeLessThan(2_000);
+  expect(fake.calls).toHaveLength(1);
+});
+
 test('close() flushes, then refuses new events and counts them', async () => {
   const fake = new FakeFirehose((records) => ok([], records.length));
   const { sink, drops } = sinkWith(fake);
