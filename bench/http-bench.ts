@@ -98,14 +98,15 @@ export function killChildren(): void {
   }
 }
 
-interface Server {
+export interface Server {
   readonly label: string;
   readonly child: ChildProcess;
   readonly port: number;
   stderr(): string;
 }
 
-function startServer(label: string, args: string[], timeoutMs = 30_000): Promise<Server> {
+/** Starts `node ARGS` from the repository root and waits for its `listening on http://127.0.0.1:PORT` line. */
+export function startServer(label: string, args: string[], timeoutMs = 30_000): Promise<Server> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     children.add(child);
@@ -135,7 +136,7 @@ function startServer(label: string, args: string[], timeoutMs = 30_000): Promise
   });
 }
 
-async function stopServer(s: Server): Promise<void> {
+export async function stopServer(s: Server): Promise<void> {
   const c = s.child;
   if (c.exitCode !== null || c.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));

@@ -2,9 +2,10 @@
  * Proxied manifest GETs: a real registry (Debian's docker-registry, the CNCF distribution
  * registry) with a generated image pushed over its HTTP API, and the local gateway in front of it
  * with a docker-v1 rule in proxy mode (`--upstream` maps the rule's registry host to the local
- * registry, as in the container e2e tests). The same manifest GET is timed directly from the
- * registry (baseline) and through the gateway, interleaved: sequential requests on one keep-alive
- * connection, and concurrent load with wrk when it is installed.
+ * registry, as in the container e2e tests). The same manifest GET is timed from three subjects,
+ * interleaved: directly from the registry (the goal's baseline), through a bare Node reverse proxy
+ * (bench/baseline-proxy.ts: the cost of the extra hop alone) and through the gateway; sequential
+ * requests on one keep-alive connection each, and concurrent load with wrk when it is installed.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -12,7 +13,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { median, quantile } from './measure';
-import { parseWrk, processCpuMs, runWrkLoad, trackChild, wrkVersion } from './http-bench';
+import { parseWrk, processCpuMs, runWrkLoad, startServer, stopServer, trackChild, wrkVersion, type Server } from './http-bench';
 import { startGateway, type Gateway } from '../test/e2e/helpers';
 import { startRegistry, type Registry } from '../test/e2e/registry';
 
@@ -30,36 +31,76 @@ export interface LatencySummary {
   readonly p99Ms: number;
 }
 
-export interface ProxyResults {
-  readonly registry: string;
-  readonly manifestBytes: number;
-  readonly rounds: number;
-  readonly requestsPerRound: number;
-  /** Sequential GETs on one keep-alive connection: medians over rounds of each round's quantiles. */
-  readonly direct: LatencySummary;
-  readonly gateway: LatencySummary;
+/** The three subjects: the registry itself, a bare Node reverse proxy in front of it, the gateway in front of it. */
+export type ProxySubject = 'direct' | 'bareProxy' | 'gateway';
+const SUBJECTS: readonly ProxySubject[] = ['direct', 'bareProxy', 'gateway'];
+
+/** Per-round ratios of one subject to another and their spread. */
+export interface RatioSummary {
   readonly p50Ratios: number[];
   readonly p99Ratios: number[];
   readonly medianP50Ratio: number;
   readonly medianP99Ratio: number;
   readonly p50RatioQ1: number;
   readonly p50RatioQ3: number;
+  readonly p99RatioQ1: number;
+  readonly p99RatioQ3: number;
+}
+
+/** Ratios reported: the issue's goal (gateway/direct), the gateway against a bare proxy, and what the hop itself costs. */
+export interface ProxyRatios<T> {
+  readonly gatewayToDirect: T;
+  readonly gatewayToBareProxy: T;
+  readonly bareProxyToDirect: T;
+}
+const RATIO_PAIRS: ReadonlyArray<[keyof ProxyRatios<unknown>, ProxySubject, ProxySubject]> = [
+  ['gatewayToDirect', 'gateway', 'direct'],
+  ['gatewayToBareProxy', 'gateway', 'bareProxy'],
+  ['bareProxyToDirect', 'bareProxy', 'direct'],
+];
+
+export interface WrkFigures {
+  readonly rps: number;
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  /** CPU time of the subject's server process per answered request (for direct: the registry). */
+  readonly cpuUsPerRequest: number | null;
+}
+
+export interface WrkRatio {
+  readonly rpsRatio: number;
+  readonly rpsRatioQ1: number;
+  readonly rpsRatioQ3: number;
+  readonly p50Ratio: number | null;
+  readonly p50RatioQ1: number | null;
+  readonly p50RatioQ3: number | null;
+  readonly p99Ratio: number | null;
+}
+
+export interface ProxyResults {
+  readonly registry: string;
+  readonly manifestBytes: number;
+  readonly rounds: number;
+  readonly requestsPerRound: number;
+  /** Sequential GETs on one keep-alive connection per subject: medians over rounds of each round's quantiles. */
+  readonly direct: LatencySummary;
+  readonly bareProxy: LatencySummary;
+  readonly gateway: LatencySummary;
+  readonly ratios: ProxyRatios<RatioSummary>;
   /**
-   * CPU time (user + system, /proc) per sequential request of the gateway process and of the
-   * registry process: what each adds, independent of what else runs on the machine.
+   * CPU time (user + system, /proc) per sequential request of each process: what each adds,
+   * independent of what else runs on the machine. The registry answers every subject's requests.
    */
-  readonly gatewayCpuUsPerRequest: number | null;
-  readonly registryCpuUsPerRequest: number | null;
-  /** Concurrent load (wrk), when installed. */
+  readonly cpuUsPerRequest: { readonly gateway: number | null; readonly bareProxy: number | null; readonly registry: number | null };
+  /** Concurrent load (wrk), when installed: medians over rounds; ratios per round, then the median. */
   readonly concurrent: null | {
     readonly connections: number;
     readonly durationS: number;
     readonly rounds: number;
-    readonly direct: { readonly rps: number; readonly p50Ms: number | null; readonly p99Ms: number | null };
-    readonly gateway: { readonly rps: number; readonly p50Ms: number | null; readonly p99Ms: number | null };
-    readonly rpsRatio: number;
-    readonly p50Ratio: number | null;
-    readonly p99Ratio: number | null;
+    readonly direct: WrkFigures;
+    readonly bareProxy: WrkFigures;
+    readonly gateway: WrkFigures;
+    readonly ratios: ProxyRatios<WrkRatio>;
     readonly errors: number;
   };
   readonly skipped: string | null;
@@ -126,6 +167,19 @@ export interface ProxyOptions {
   readonly concurrent: { readonly rounds: number; readonly durationS: number; readonly connections: number } | null;
 }
 
+
+const rotate = <T>(xs: readonly T[], by: number): T[] => xs.map((_, i) => xs[(i + by) % xs.length]);
+
+const valuesOf = (xs: Array<number | null>): number[] => xs.filter((x): x is number => x !== null && Number.isFinite(x));
+const medianOrNull = (xs: Array<number | null>): number | null => {
+  const v = valuesOf(xs);
+  return v.length ? median(v) : null;
+};
+const quantileOrNull = (xs: Array<number | null>, q: number): number | null => {
+  const v = valuesOf(xs);
+  return v.length ? quantile(v, q) : null;
+};
+
 export async function benchProxy(opts: ProxyOptions, progress: (m: string) => void): Promise<ProxyResults> {
   const missing = ['docker-registry'].filter((t) => !(process.env.PATH ?? '').split(':').some((d) => d && fs.existsSync(path.join(d, t))));
   if (missing.length) {
@@ -136,6 +190,7 @@ export async function benchProxy(opts: ProxyOptions, progress: (m: string) => vo
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'artifact-gateway-proxy-bench-'));
   let registry: Registry | null = null;
   let gw: Gateway | null = null;
+  let bare: Server | null = null;
   const agents: http.Agent[] = [];
   try {
     progress('starting docker-registry and pushing a generated image');
@@ -146,86 +201,116 @@ export async function benchProxy(opts: ProxyOptions, progress: (m: string) => vo
     fs.writeFileSync(manifestFile, JSON.stringify({
       rules: [{ type: 'docker-v1', domain: DOMAIN, 'repository-name': IMAGE, registry: UPSTREAM_HOST, mode: 'proxy', 'package-id': 'app' }],
     }));
-    progress('starting the gateway (docker-v1, mode proxy, --upstream to the registry)');
+    progress('starting the gateway (docker-v1, mode proxy, --upstream to the registry) and the bare Node proxy');
     gw = await startGateway({ manifest: manifestFile, events: path.join(tmp, 'events'), upstreams: [`${UPSTREAM_HOST}=${registry.base}`] });
     trackChild(gw.proc);
+    bare = await startServer('bare Node proxy', ['--import', 'tsx', 'bench/baseline-proxy.ts', '--host', '127.0.0.1', '--port', '0', '--upstream', registry.base]);
 
     const target = `/v2/${IMAGE}/manifests/${TAG}`;
-    const direct = { port: registry.port, headers: { host: registry.host, accept: ACCEPT, 'user-agent': CLIENT_UA } };
-    const viaGateway = { port: gw.port, headers: { host: DOMAIN, accept: ACCEPT, 'user-agent': CLIENT_UA } };
-    const agentDirect = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const agentGateway = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    agents.push(agentDirect, agentGateway);
+    interface Endpoint {
+      readonly port: number;
+      readonly pid: number | undefined;
+      readonly headers: Record<string, string>;
+      readonly agent: http.Agent;
+    }
+    const endpoint = (port: number, pid: number | undefined, hostHeader: string): Endpoint => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      agents.push(agent);
+      return { port, pid, headers: { host: hostHeader, accept: ACCEPT, 'user-agent': CLIENT_UA }, agent };
+    };
+    const endpoints: Record<ProxySubject, Endpoint> = {
+      direct: endpoint(registry.port, registry.proc.pid, registry.host),
+      // The bare proxy sets Host to the registry's itself.
+      bareProxy: endpoint(bare.port, bare.child.pid, registry.host),
+      gateway: endpoint(gw.port, gw.proc.pid, DOMAIN),
+    };
     const want = digest(manifest);
-    const timed = async (agent: http.Agent, to: typeof direct): Promise<number> => {
+    const timed = async (to: Endpoint): Promise<number> => {
       const t0 = process.hrtime.bigint();
-      const r = await send(agent, to.port, 'GET', target, to.headers);
+      const r = await send(to.agent, to.port, 'GET', target, to.headers);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       if (r.status !== 200 || digest(r.body) !== want) throw new Error(`manifest GET on port ${to.port}: ${r.status}, ${r.body.length} bytes (${digest(r.body)}), expected the pushed manifest ${want}`);
       return ms;
     };
-    // Warm-up (connections, JIT, the registry's caches), untimed; also checks both answer the pushed bytes.
-    for (let k = 0; k < 50; k++) {
-      await timed(agentDirect, direct);
-      await timed(agentGateway, viaGateway);
-    }
-    const rounds: Array<{ direct: number[]; gateway: number[] }> = [];
-    const cpu = () => ({ gateway: processCpuMs(gw!.proc.pid), registry: processCpuMs(registry!.proc.pid) });
+    // Warm-up (connections, JIT, the registry's caches), untimed; also checks that all three answer the pushed bytes.
+    for (let k = 0; k < 50; k++) for (const s of SUBJECTS) await timed(endpoints[s]);
+
+    const rounds: Array<Record<ProxySubject, number[]>> = [];
+    const cpu = () => ({ gateway: processCpuMs(gw!.proc.pid), bareProxy: processCpuMs(bare!.child.pid), registry: processCpuMs(registry!.proc.pid) });
     const cpuBefore = cpu();
     for (let r = 0; r < opts.rounds; r++) {
       progress(`sequential round ${r + 1}/${opts.rounds}`);
-      const d: number[] = [];
-      const g: number[] = [];
+      const times: Record<ProxySubject, number[]> = { direct: [], bareProxy: [], gateway: [] };
       for (let k = 0; k < opts.requestsPerRound; k++) {
-        // Pairs of requests in alternating order.
-        if ((k + r) % 2 === 0) {
-          d.push(await timed(agentDirect, direct));
-          g.push(await timed(agentGateway, viaGateway));
-        } else {
-          g.push(await timed(agentGateway, viaGateway));
-          d.push(await timed(agentDirect, direct));
-        }
+        // One request to each subject, in an order that rotates from one triple to the next.
+        for (const s of rotate(SUBJECTS, (k + r) % SUBJECTS.length)) times[s].push(await timed(endpoints[s]));
       }
-      rounds.push({ direct: d, gateway: g });
+      rounds.push(times);
     }
     const cpuAfter = cpu();
     const sequentialRequests = opts.rounds * opts.requestsPerRound;
-    // The registry also answers the direct requests: as many as went through the gateway.
     const cpuPerRequest = (a: number | null, b: number | null, requests: number) => (a !== null && b !== null ? ((b - a) * 1000) / requests : null);
-    const perRound = rounds.map((x) => ({ d: summary(x.direct), g: summary(x.gateway) }));
-    const p50Ratios = perRound.map((x) => x.g.p50Ms / x.d.p50Ms);
-    const p99Ratios = perRound.map((x) => x.g.p99Ms / x.d.p99Ms);
-    const med = (f: (s: LatencySummary) => number, which: 'd' | 'g') => median(perRound.map((x) => f(x[which])));
+    const perRound = rounds.map((x) => ({ direct: summary(x.direct), bareProxy: summary(x.bareProxy), gateway: summary(x.gateway) }));
+    const medianSummary = (s: ProxySubject): LatencySummary => ({
+      p50Ms: median(perRound.map((x) => x[s].p50Ms)),
+      p90Ms: median(perRound.map((x) => x[s].p90Ms)),
+      p99Ms: median(perRound.map((x) => x[s].p99Ms)),
+    });
+    const ratioSummary = (num: ProxySubject, den: ProxySubject): RatioSummary => {
+      const p50Ratios = perRound.map((x) => x[num].p50Ms / x[den].p50Ms);
+      const p99Ratios = perRound.map((x) => x[num].p99Ms / x[den].p99Ms);
+      return {
+        p50Ratios, p99Ratios,
+        medianP50Ratio: median(p50Ratios), medianP99Ratio: median(p99Ratios),
+        p50RatioQ1: quantile(p50Ratios, 0.25), p50RatioQ3: quantile(p50Ratios, 0.75),
+        p99RatioQ1: quantile(p99Ratios, 0.25), p99RatioQ3: quantile(p99Ratios, 0.75),
+      };
+    };
+    const ratios = Object.fromEntries(RATIO_PAIRS.map(([key, num, den]) => [key, ratioSummary(num, den)])) as unknown as ProxyRatios<RatioSummary>;
 
     let concurrent: ProxyResults['concurrent'] = null;
     if (opts.concurrent && wrkVersion() !== null) {
       const c = opts.concurrent;
-      const runs: Array<{ d: ReturnType<typeof parseWrk>; g: ReturnType<typeof parseWrk> }> = [];
+      type Run = ReturnType<typeof parseWrk> & { cpuUsPerRequest: number | null };
+      const runs: Array<Record<ProxySubject, Run>> = [];
+      const one = async (s: ProxySubject): Promise<Run> => {
+        const to = endpoints[s];
+        const before = processCpuMs(to.pid);
+        const res = await runWrkLoad(to.port, target, { Host: to.headers.host, Accept: ACCEPT, 'User-Agent': CLIENT_UA }, c.connections, c.durationS);
+        const after = processCpuMs(to.pid);
+        return { ...res, cpuUsPerRequest: res.requests > 0 ? cpuPerRequest(before, after, res.requests) : null };
+      };
       for (let r = 0; r < c.rounds; r++) {
-        progress(`concurrent round ${r + 1}/${c.rounds} (wrk, ${c.connections} connections, ${c.durationS} s each)`);
-        const one = (to: typeof direct) => runWrkLoad(to.port, target, { Host: to.headers.host, Accept: ACCEPT, 'User-Agent': CLIENT_UA }, c.connections, c.durationS);
-        if (r % 2 === 0) {
-          const d = await one(direct);
-          runs.push({ d, g: await one(viaGateway) });
-        } else {
-          const g = await one(viaGateway);
-          runs.push({ d: await one(direct), g });
-        }
+        progress(`concurrent round ${r + 1}/${c.rounds} (wrk, ${c.connections} connections, ${c.durationS} s per subject)`);
+        const round: Partial<Record<ProxySubject, Run>> = {};
+        for (const s of rotate(SUBJECTS, r % SUBJECTS.length)) round[s] = await one(s);
+        runs.push(round as Record<ProxySubject, Run>);
       }
-      const mm = (xs: Array<number | null>) => {
-        const v = xs.filter((x): x is number => x !== null);
-        return v.length ? median(v) : null;
+      const figures = (s: ProxySubject): WrkFigures => ({
+        rps: median(runs.map((x) => x[s].rps)),
+        p50Ms: medianOrNull(runs.map((x) => x[s].p50Ms)),
+        p99Ms: medianOrNull(runs.map((x) => x[s].p99Ms)),
+        cpuUsPerRequest: medianOrNull(runs.map((x) => x[s].cpuUsPerRequest)),
+      });
+      const div = (a: number | null, b: number | null) => (a !== null && b ? a / b : null);
+      const wrkRatio = (num: ProxySubject, den: ProxySubject): WrkRatio => {
+        const rps = runs.map((x) => x[num].rps / x[den].rps);
+        const p50 = runs.map((x) => div(x[num].p50Ms, x[den].p50Ms));
+        return {
+          rpsRatio: median(rps), rpsRatioQ1: quantile(rps, 0.25), rpsRatioQ3: quantile(rps, 0.75),
+          p50Ratio: medianOrNull(p50), p50RatioQ1: quantileOrNull(p50, 0.25), p50RatioQ3: quantileOrNull(p50, 0.75),
+          p99Ratio: medianOrNull(runs.map((x) => div(x[num].p99Ms, x[den].p99Ms))),
+        };
       };
       concurrent = {
         connections: c.connections,
         durationS: c.durationS,
         rounds: c.rounds,
-        direct: { rps: median(runs.map((x) => x.d.rps)), p50Ms: mm(runs.map((x) => x.d.p50Ms)), p99Ms: mm(runs.map((x) => x.d.p99Ms)) },
-        gateway: { rps: median(runs.map((x) => x.g.rps)), p50Ms: mm(runs.map((x) => x.g.p50Ms)), p99Ms: mm(runs.map((x) => x.g.p99Ms)) },
-        rpsRatio: median(runs.map((x) => x.g.rps / x.d.rps)),
-        p50Ratio: mm(runs.map((x) => (x.g.p50Ms !== null && x.d.p50Ms ? x.g.p50Ms / x.d.p50Ms : null))),
-        p99Ratio: mm(runs.map((x) => (x.g.p99Ms !== null && x.d.p99Ms ? x.g.p99Ms / x.d.p99Ms : null))),
-        errors: runs.reduce((n, x) => n + x.d.errors + x.g.errors, 0),
+        direct: figures('direct'),
+        bareProxy: figures('bareProxy'),
+        gateway: figures('gateway'),
+        ratios: Object.fromEntries(RATIO_PAIRS.map(([key, num, den]) => [key, wrkRatio(num, den)])) as unknown as ProxyRatios<WrkRatio>,
+        errors: runs.reduce((n, x) => n + SUBJECTS.reduce((m, s) => m + x[s].errors, 0), 0),
       };
     }
     return {
@@ -233,21 +318,22 @@ export async function benchProxy(opts: ProxyOptions, progress: (m: string) => vo
       manifestBytes: manifest.length,
       rounds: opts.rounds,
       requestsPerRound: opts.requestsPerRound,
-      direct: { p50Ms: med((s) => s.p50Ms, 'd'), p90Ms: med((s) => s.p90Ms, 'd'), p99Ms: med((s) => s.p99Ms, 'd') },
-      gateway: { p50Ms: med((s) => s.p50Ms, 'g'), p90Ms: med((s) => s.p90Ms, 'g'), p99Ms: med((s) => s.p99Ms, 'g') },
-      p50Ratios,
-      p99Ratios,
-      medianP50Ratio: median(p50Ratios),
-      medianP99Ratio: median(p99Ratios),
-      p50RatioQ1: quantile(p50Ratios, 0.25),
-      p50RatioQ3: quantile(p50Ratios, 0.75),
-      gatewayCpuUsPerRequest: cpuPerRequest(cpuBefore.gateway, cpuAfter.gateway, sequentialRequests),
-      registryCpuUsPerRequest: cpuPerRequest(cpuBefore.registry, cpuAfter.registry, 2 * sequentialRequests),
+      direct: medianSummary('direct'),
+      bareProxy: medianSummary('bareProxy'),
+      gateway: medianSummary('gateway'),
+      ratios,
+      cpuUsPerRequest: {
+        gateway: cpuPerRequest(cpuBefore.gateway, cpuAfter.gateway, sequentialRequests),
+        bareProxy: cpuPerRequest(cpuBefore.bareProxy, cpuAfter.bareProxy, sequentialRequests),
+        // The registry answers every subject's requests, directly or through a proxy.
+        registry: cpuPerRequest(cpuBefore.registry, cpuAfter.registry, SUBJECTS.length * sequentialRequests),
+      },
       concurrent,
       skipped: null,
     };
   } finally {
     for (const a of agents) a.destroy();
+    if (bare) await stopServer(bare);
     await gw?.kill();
     await registry?.close();
     fs.rmSync(tmp, { recursive: true, force: true });

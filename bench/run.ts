@@ -43,7 +43,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--only ${SECTION
                      compile    compile and load time of large manifests
                      cold       Lambda bundle size and cold initialisation in fresh processes
                      http       gateway redirects/s and latency vs a bare Node server and nginx
-                     proxy      proxied manifest GET vs the registry directly (docker-registry)
+                     proxy      proxied manifest GET vs the registry directly and a bare Node proxy (docker-registry)
                      rules      rule-change propagation from DynamoDB Local at the default TTL
   --client node    HTTP load from the built-in Node client even if wrk is installed
   --connections N  concurrent HTTP connections (default 16)
@@ -157,25 +157,51 @@ function coldTable(r: ColdStartResults): string {
 
 function proxyTable(r: ProxyResults): string {
   if (r.skipped) return `\n5. Proxied manifest GET: skipped: ${r.skipped}\n`;
+  const q = r.ratios;
+  const iqr = (lo: number | null, hi: number | null) => (lo === null || hi === null ? '' : `${ratio(lo)}-${ratio(hi)}`);
+  const us = (x: number | null, plus = false) => (x === null ? '-' : `${plus ? '+' : ''}${x.toFixed(0)} us`);
+  const cpuRatio = (a: number | null, b: number | null) => (a !== null && b ? ratio(a / b) : '');
+  const seqCpu = r.cpuUsPerRequest;
   const rows = [
-    ['sequential, one keep-alive connection: p50', ms(r.direct.p50Ms), ms(r.gateway.p50Ms), ratio(r.medianP50Ratio), `${ratio(r.p50RatioQ1)}-${ratio(r.p50RatioQ3)}`, '<= 1.2x', met(r.medianP50Ratio <= 1.2)],
-    ['sequential: p90', ms(r.direct.p90Ms), ms(r.gateway.p90Ms), '', '', '', ''],
-    ['sequential: p99', ms(r.direct.p99Ms), ms(r.gateway.p99Ms), ratio(r.medianP99Ratio), '', '', ''],
-    ['CPU per request (process, /proc)', r.registryCpuUsPerRequest === null ? '-' : `${r.registryCpuUsPerRequest.toFixed(0)} us`, r.gatewayCpuUsPerRequest === null ? '-' : `+${r.gatewayCpuUsPerRequest.toFixed(0)} us`, '', '', '', ''],
+    ['sequential, one keep-alive connection: p50', ms(r.direct.p50Ms), ms(r.bareProxy.p50Ms), ms(r.gateway.p50Ms),
+      ratio(q.gatewayToDirect.medianP50Ratio), iqr(q.gatewayToDirect.p50RatioQ1, q.gatewayToDirect.p50RatioQ3),
+      ratio(q.gatewayToBareProxy.medianP50Ratio), iqr(q.gatewayToBareProxy.p50RatioQ1, q.gatewayToBareProxy.p50RatioQ3),
+      ratio(q.bareProxyToDirect.medianP50Ratio), iqr(q.bareProxyToDirect.p50RatioQ1, q.bareProxyToDirect.p50RatioQ3),
+      '<= 1.2x', met(q.gatewayToDirect.medianP50Ratio <= 1.2)],
+    ['sequential: p90', ms(r.direct.p90Ms), ms(r.bareProxy.p90Ms), ms(r.gateway.p90Ms), '', '', '', '', '', '', '', ''],
+    ['sequential: p99', ms(r.direct.p99Ms), ms(r.bareProxy.p99Ms), ms(r.gateway.p99Ms),
+      ratio(q.gatewayToDirect.medianP99Ratio), iqr(q.gatewayToDirect.p99RatioQ1, q.gatewayToDirect.p99RatioQ3),
+      ratio(q.gatewayToBareProxy.medianP99Ratio), iqr(q.gatewayToBareProxy.p99RatioQ1, q.gatewayToBareProxy.p99RatioQ3),
+      ratio(q.bareProxyToDirect.medianP99Ratio), iqr(q.bareProxyToDirect.p99RatioQ1, q.bareProxyToDirect.p99RatioQ3), '', ''],
+    ['sequential: CPU per request (process, /proc)', us(seqCpu.registry), us(seqCpu.bareProxy, true), us(seqCpu.gateway, true),
+      '', '', cpuRatio(seqCpu.gateway, seqCpu.bareProxy), '', '', '', '', ''],
   ];
   if (r.concurrent) {
     const c = r.concurrent;
+    const w = c.ratios;
     rows.push(
-      [`wrk, ${c.connections} connections: req/s`, int(c.direct.rps), int(c.gateway.rps), ratio(c.rpsRatio), '', '', ''],
-      [`wrk, ${c.connections} connections: p50`, ms(c.direct.p50Ms), ms(c.gateway.p50Ms), ratio(c.p50Ratio), '', '', ''],
-      [`wrk, ${c.connections} connections: p99`, ms(c.direct.p99Ms), ms(c.gateway.p99Ms), ratio(c.p99Ratio), '', '', ''],
+      [`wrk, ${c.connections} connections: req/s`, int(c.direct.rps), int(c.bareProxy.rps), int(c.gateway.rps),
+        ratio(w.gatewayToDirect.rpsRatio), iqr(w.gatewayToDirect.rpsRatioQ1, w.gatewayToDirect.rpsRatioQ3),
+        ratio(w.gatewayToBareProxy.rpsRatio), iqr(w.gatewayToBareProxy.rpsRatioQ1, w.gatewayToBareProxy.rpsRatioQ3),
+        ratio(w.bareProxyToDirect.rpsRatio), iqr(w.bareProxyToDirect.rpsRatioQ1, w.bareProxyToDirect.rpsRatioQ3), '', ''],
+      [`wrk, ${c.connections} connections: p50`, ms(c.direct.p50Ms), ms(c.bareProxy.p50Ms), ms(c.gateway.p50Ms),
+        ratio(w.gatewayToDirect.p50Ratio), iqr(w.gatewayToDirect.p50RatioQ1, w.gatewayToDirect.p50RatioQ3),
+        ratio(w.gatewayToBareProxy.p50Ratio), iqr(w.gatewayToBareProxy.p50RatioQ1, w.gatewayToBareProxy.p50RatioQ3),
+        ratio(w.bareProxyToDirect.p50Ratio), iqr(w.bareProxyToDirect.p50RatioQ1, w.bareProxyToDirect.p50RatioQ3), '', ''],
+      [`wrk, ${c.connections} connections: p99`, ms(c.direct.p99Ms), ms(c.bareProxy.p99Ms), ms(c.gateway.p99Ms),
+        ratio(w.gatewayToDirect.p99Ratio), '', ratio(w.gatewayToBareProxy.p99Ratio), '', ratio(w.bareProxyToDirect.p99Ratio), '', '', ''],
+      [`wrk: CPU per request (process, /proc)`, us(c.direct.cpuUsPerRequest), us(c.bareProxy.cpuUsPerRequest), us(c.gateway.cpuUsPerRequest),
+        '', '', cpuRatio(c.gateway.cpuUsPerRequest, c.bareProxy.cpuUsPerRequest), '', '', '', '', ''],
     );
   }
   return table(
-    `5. Proxied manifest GET (${int(r.manifestBytes)}-byte OCI manifest): through the gateway (docker-v1, mode proxy) vs directly from the registry\n` +
-      `   registry: ${r.registry}; ${r.rounds} rounds of ${r.requestsPerRound} request pairs, alternating order${r.concurrent ? `; wrk: ${r.concurrent.rounds} rounds of ${r.concurrent.durationS} s each, errors ${r.concurrent.errors}` : ''}`,
-    ['figure', 'registry', 'via gateway', 'ratio', 'IQR', 'goal', ''],
+    `5. Proxied manifest GET (${int(r.manifestBytes)}-byte OCI manifest): directly from the registry, through a bare Node reverse proxy, and through the gateway (docker-v1, mode proxy)\n` +
+      `   registry: ${r.registry}; ${r.rounds} rounds of ${r.requestsPerRound} request triples, order rotating${r.concurrent ? `; wrk: ${r.concurrent.rounds} rounds of ${r.concurrent.durationS} s per subject, order rotating, errors ${r.concurrent.errors}` : ''}`,
+    ['figure', 'registry', 'bare proxy', 'via gateway', 'gateway/registry', 'IQR', 'gateway/bare', 'IQR', 'bare/registry', 'IQR', 'goal', ''],
     rows,
+    '   bare proxy: bench/baseline-proxy.ts, http.createServer + http.request with a keep-alive agent, bodies piped: the extra hop alone.\n' +
+      '   CPU per request: user+system CPU time of the process / requests it answered; sequential: the registry answers all three subjects,\n' +
+      '   and each proxy adds its own (+); wrk: each subject\'s own process during its runs (registry: the direct runs).',
   );
 }
 
@@ -210,7 +236,12 @@ function headline(results: Record<string, unknown>): string {
     rows.push(['gateway CPU per redirect vs bare Node 307', gw.medianCpuUsPerRequest === null ? '-' : `${gw.medianCpuUsPerRequest.toFixed(1)} us`, 'Node 307', ratio(gw.medianCpuRatio), '-', '']);
   }
   const p = results.proxy as ProxyResults | undefined;
-  if (p && !p.skipped) rows.push(['proxied manifest GET p50 (p99)', `${ms(p.gateway.p50Ms)} (${ms(p.gateway.p99Ms)})`, 'registry direct', `${ratio(p.medianP50Ratio)} (${ratio(p.medianP99Ratio)})`, '<= 1.2x', met(p.medianP50Ratio <= 1.2)]);
+  if (p && !p.skipped) {
+    const g = p.ratios.gatewayToDirect;
+    rows.push(['proxied manifest GET p50 (p99)', `${ms(p.gateway.p50Ms)} (${ms(p.gateway.p99Ms)})`, 'registry direct', `${ratio(g.medianP50Ratio)} (${ratio(g.medianP99Ratio)})`, '<= 1.2x', met(g.medianP50Ratio <= 1.2)]);
+    const b = p.ratios.gatewayToBareProxy;
+    rows.push(['proxied manifest GET p50 (p99) vs a bare Node proxy', `${ms(p.gateway.p50Ms)} (${ms(p.gateway.p99Ms)})`, 'bare Node proxy', `${ratio(b.medianP50Ratio)} (${ratio(b.medianP99Ratio)})`, '-', '']);
+  }
   const c = results.cold as ColdStartResults | undefined;
   if (c) {
     rows.push(['regional handler bundle (SDK external)', kib(c.bundle.bytes), '250 KB goal', ratio(c.bundle.ratioToGoal), '<= 250 KB', met(c.bundle.bytes <= c.bundle.goalBytes)]);
