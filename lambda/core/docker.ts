@@ -82,8 +82,11 @@ export function compileDocker(v1: DockerV1Rule[], v2: DockerV2Rule[]): DockerInd
 }
 
 /** The rule target serving an image (decoded segments): docker-v1 by exact name, else the first matching docker-v2 pattern. */
-function targetFor(index: DockerIndex, image: readonly string[]): DockerTarget | undefined {
-  return index.images.get(image.join('/')) ?? index.patterns.find((x) => matchImagePattern(x.pattern, image))?.target;
+function targetFor(index: DockerIndex, image: readonly string[], name: string): DockerTarget | undefined {
+  const named = index.images.get(name);
+  if (named) return named;
+  for (const x of index.patterns) if (matchImagePattern(x.pattern, image)) return x.target;
+  return undefined;
 }
 
 /** The API parts after the image name that identify a registry request. OCI `referrers` is ours, not Scarf's. */
@@ -100,7 +103,7 @@ interface ParsedPath {
 function parseRegistryPath(segments: readonly string[] | null, rawPath: string): ParsedPath | null {
   if (!segments || segments[0] !== 'v2') return null;
   // No OCI name, tag or digest is "." or "..": such segments could only walk to another repository upstream.
-  if (segments.some((s) => s === '.' || s === '..')) return null;
+  for (const s of segments) if (s === '.' || s === '..') return null;
   for (let k = 2; k < segments.length - 1; k++) {
     if (ENDPOINTS.has(segments[k])) {
       const rawSegs = rawPath.slice(1).split('/');
@@ -175,7 +178,7 @@ function realmToken(index: DockerIndex, req: GatewayRequest): Omit<Outcome, 'dom
   const byUpstream = new Map<string, { host: string; baseUrl: string; scopes: string[] }>();
   for (const scope of requestedScopes(req.rawQuery)) {
     if (scope.type !== 'repository') continue;
-    const t = targetFor(index, scope.name.split('/'));
+    const t = targetFor(index, scope.name.split('/'), scope.name);
     if (!t) continue; // like a registry: no access to unknown repositories
     let entry = byUpstream.get(t.upstream.baseUrl);
     if (!entry) byUpstream.set(t.upstream.baseUrl, (entry = { host: t.upstream.host, baseUrl: t.upstream.baseUrl, scopes: [] }));
@@ -199,16 +202,16 @@ function realmToken(index: DockerIndex, req: GatewayRequest): Omit<Outcome, 'dom
 const targetOf = (d: Outcome['decision']): string | null => (d.type === 'redirect' ? d.location : d.type === 'proxy' ? d.url : null);
 
 /** Handles a request on a domain with docker rules; null when no docker rule takes it. */
+function emptyEvent(index: DockerIndex, action: EventDraft['action']): EventDraft {
+  return { kind: 'docker', action, countable: false, package_id: null, auto_create_rule_id: null, image: '', reference: '', upstream: index.ping.label };
+}
+
 export function handleDocker(index: DockerIndex, req: GatewayRequest, segments: readonly string[] | null): Omit<Outcome, 'domain'> | null {
-  const emptyEvent = (action: EventDraft['action']): EventDraft => ({
-    kind: 'docker', action, countable: false, package_id: null, auto_create_rule_id: null,
-    image: '', reference: '', upstream: index.ping.label,
-  });
   if (req.rawPath === '/v2/_catalog') {
     // Scarf's answer; listing the upstream's repositories would also reveal images that have no rule.
     return {
       decision: { type: 'respond', status: 404, headers: {}, body: '' },
-      events: [emptyEvent('not-found')],
+      events: [emptyEvent(index, 'not-found')],
     };
   }
   if (index.ownRealm) {
@@ -217,14 +220,14 @@ export function handleDocker(index: DockerIndex, req: GatewayRequest, segments: 
   }
   if (req.rawPath === '/v2/') {
     const decision = decide(index, index.ping, req, '/v2/', null);
-    const ev = emptyEvent(decision.type === 'redirect' ? 'redirect' : 'proxy');
+    const ev = emptyEvent(index, decision.type === 'redirect' ? 'redirect' : 'proxy');
     ev.target = targetOf(decision);
     return { decision, events: [ev] };
   }
   const p = parseRegistryPath(segments, req.rawPath);
   if (!p) return null;
   const name = p.image.join('/');
-  const target = targetFor(index, p.image);
+  const target = targetFor(index, p.image, name);
   if (!target) return null;
   const rawImage = req.rawPath.slice('/v2/'.length, req.rawPath.length - p.rawRest.length);
   const path = `/v2/${target.upstreamPath ?? rawImage}${p.rawRest}`;

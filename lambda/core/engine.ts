@@ -76,9 +76,9 @@ export function handleRequest(set: CompiledRuleSet, req: GatewayRequest): Outcom
   if (req.rawPath.length + req.rawQuery.length > MAX_TARGET_LENGTH) {
     return { decision: jsonError(414, 'uri_too_long', `request targets are limited to ${MAX_TARGET_LENGTH} bytes`), events: [], domain: null };
   }
-  const segments = pathSegments(req.rawPath);
   const d = findDomain(set, requestHost(req.headers));
   if (!d) return { decision: notFound(req.rawPath), events: [], domain: null };
+  const segments = pathSegments(req.rawPath);
   const domain = d.hostName;
   const r = route(d, req, segments);
   if (r === 'read-body') return { decision: { type: 'read-body', limit: BODY_LIMIT }, events: [], domain };

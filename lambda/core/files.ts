@@ -87,6 +87,27 @@ interface FixedOrigin {
   readonly username: string;
   readonly password: string;
   readonly hostname: string;
+  /**
+   * The literal prefix through the first `/`, `?` or `#` after the authority (`https://dl.example.com/`),
+   * when the template writes one: a location that starts with it cannot name another origin, so
+   * it needs no parse. Null when the authority is not closed literally (`https://dl.example.com{+path}`).
+   */
+  readonly closedPrefix: string | null;
+}
+
+/** `scheme://authority` followed by the character that ends the authority. */
+const CLOSED_ORIGIN = /^https?:\/\/[^/?#\\]*[/?#]/i;
+
+function closedPrefixOf(literalPrefix: string, origin: URL): string | null {
+  const m = CLOSED_ORIGIN.exec(literalPrefix);
+  if (!m) return null;
+  // The prefix must parse to the very origin fixed (it does, being the start of the same literal).
+  try {
+    const u = new URL(m[0]);
+    return u.protocol === origin.protocol && u.hostname === origin.hostname && u.username === origin.username && u.password === origin.password ? m[0] : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -114,7 +135,7 @@ function fixedOriginOf(t: UriTemplate): FixedOrigin | null {
   }
   // Where the literal prefix is a whole origin, expanding every variable to '' keeps that host.
   if (literal.hostname === '' || literal.hostname !== bare.hostname || literal.protocol !== bare.protocol) return null;
-  return { protocol: literal.protocol, username: literal.username, password: literal.password, hostname: literal.hostname };
+  return { protocol: literal.protocol, username: literal.username, password: literal.password, hostname: literal.hostname, closedPrefix: closedPrefixOf(prefix, literal) };
 }
 
 /** Control characters, spaces, backslashes and non-ASCII never belong in a Location we send. */
@@ -127,6 +148,8 @@ const UNSAFE_LOCATION = /[\u0000-\u0020\u007f-\uffff\\]/;
  */
 export function safeRedirectTarget(location: string, fixed: FixedOrigin | null): string | null {
   if (UNSAFE_LOCATION.test(location)) return null;
+  // Runs on every redirect: past a literally closed authority, no value can change the origin.
+  if (fixed?.closedPrefix && location.startsWith(fixed.closedPrefix)) return location;
   let u: URL;
   try {
     u = new URL(location);
@@ -290,7 +313,8 @@ export function compileCatchAll(rules: CatchAllV1Rule[]): CatchAllCompiled | nul
   const r = rules[rules.length - 1]; // a second catch-all on a domain replaces the first (validation warns)
   if (!r) return null;
   const targetDomain = r['redirect-target-domain'] ?? null;
-  const fixedOrigin = targetDomain === null ? null : new URL(`https://${targetDomain}`);
+  const origin = targetDomain === null ? null : new URL(`https://${targetDomain}`);
+  const fixedOrigin = origin && { protocol: origin.protocol, username: origin.username, password: origin.password, hostname: origin.hostname, closedPrefix: closedPrefixOf(`https://${targetDomain}/`, origin) };
   return { packageId: r['package-id'], targetDomain, fixedOrigin };
 }
 

@@ -228,20 +228,32 @@ function fileNotFound(event: EventDraft, project: string, file: string): Transfo
 
 // ---------------------------------------------------------------------------------------------
 
+function respondEvent(packageId: string | null): EventDraft {
+  return { kind: 'python', action: 'respond', countable: false, package_id: packageId, file_name: null, version: null, target: null };
+}
+
+/** The page format the client accepts, or its 406 answer. */
+function negotiate(req: GatewayRequest, packageId: string | null): SimpleFormat | PythonResult {
+  const f = negotiateSimpleFormat(header(req.headers, 'accept'));
+  return f ?? { decision: pythonError(406, NOT_ACCEPTABLE_BODY.trimEnd()), events: [{ ...respondEvent(packageId), action: 'rejected' }] };
+}
+
+function addSlash(req: GatewayRequest, domain: string, packageId: string | null): PythonResult {
+  return redirect(`${requestOrigin(req, domain)}${encodeUnsafe(`${req.rawPath}/${req.rawQuery}`)}`, { ...respondEvent(packageId), action: 'redirect' });
+}
+
+function fileEvent(req: GatewayRequest, packageId: string, fileName: string, isMetadata: boolean, version: string | null): EventDraft {
+  return { kind: 'python', action: 'redirect', countable: !isMetadata && isFullGet(req), package_id: packageId, version, file_name: fileName, target: null };
+}
+
 /** Handles `/simple/...` GET and HEAD; null for anything else (later rules get a turn). */
 export function handlePython(index: PythonIndex, req: GatewayRequest, segments: readonly string[] | null, domain: string): PythonResult | null {
   if ((req.method !== 'GET' && req.method !== 'HEAD') || !segments || segments[0] !== 'simple') return null;
-  const event = (packageId: string | null): EventDraft => ({ kind: 'python', action: 'respond', countable: false, package_id: packageId, file_name: null, version: null, target: null });
-  const negotiate = (packageId: string | null): SimpleFormat | PythonResult => {
-    const f = negotiateSimpleFormat(header(req.headers, 'accept'));
-    return f ?? { decision: pythonError(406, NOT_ACCEPTABLE_BODY.trimEnd()), events: [{ ...event(packageId), action: 'rejected' }] };
-  };
-  const addSlash = (packageId: string | null) => redirect(`${requestOrigin(req, domain)}${encodeUnsafe(`${req.rawPath}/${req.rawQuery}`)}`, { ...event(packageId), action: 'redirect' });
-
-  if (segments.length === 1) return addSlash(null);
+  // Module-level helpers rather than closures: this runs on every /simple/ request.
+  if (segments.length === 1) return addSlash(req, domain, null);
   if (segments.length === 2 && segments[1] === '') {
-    const f = negotiate(null);
-    return typeof f === 'string' ? pageAnswer(req, index.root[f], event(null)) : f;
+    const f = negotiate(req, null);
+    return typeof f === 'string' ? pageAnswer(req, index.root[f], respondEvent(null)) : f;
   }
   const project = normalizeProjectName(segments[1]);
   const ruleProject = index.projects.get(project);
@@ -249,34 +261,31 @@ export function handlePython(index: PythonIndex, req: GatewayRequest, segments: 
   const src = ruleProject || !PROJECT_NAME.test(segments[1]) ? null : index.upstream.get(project) ?? index.anyProject;
   const packageId = ruleProject?.packageId ?? src?.packageId;
   if (packageId === undefined || segments.length > 3) return null;
-  if (segments.length === 2) return addSlash(packageId);
+  if (segments.length === 2) return addSlash(req, domain, packageId);
 
   const fileName = segments[2];
   if (fileName === '') {
-    const f = negotiate(packageId);
+    const f = negotiate(req, packageId);
     if (typeof f !== 'string') return f;
-    if (ruleProject) return pageAnswer(req, ruleProject.pages[f], event(packageId));
-    return fetchUpstream(src!, project, event(packageId), (p, ev) => pageAnswer(req, renderProject(throughGateway(p), f), ev));
+    if (ruleProject) return pageAnswer(req, ruleProject.pages[f], respondEvent(packageId));
+    return fetchUpstream(src!, project, respondEvent(packageId), (p, ev) => pageAnswer(req, renderProject(throughGateway(p), f), ev));
   }
 
   const isMetadata = fileName.endsWith('.metadata');
   const distName = isMetadata ? fileName.slice(0, -'.metadata'.length) : fileName;
-  const fileEvent = (version: string | null): EventDraft => ({
-    kind: 'python', action: 'redirect', countable: !isMetadata && isFullGet(req), package_id: packageId, version, file_name: fileName, target: null,
-  });
   if (ruleProject) {
     const exact = ruleProject.files.get(fileName);
-    if (exact) return redirect(exact.backendUrl, { ...fileEvent(exact.version), countable: isFullGet(req) });
+    if (exact) return redirect(exact.backendUrl, { ...fileEvent(req, packageId, fileName, isMetadata, exact.version), countable: isFullGet(req) });
     const dist = isMetadata ? ruleProject.files.get(distName) : undefined;
-    return dist?.metadata ? redirect(metadataUrl(dist.backendUrl), fileEvent(dist.version)) : null;
+    return dist?.metadata ? redirect(metadataUrl(dist.backendUrl), fileEvent(req, packageId, fileName, isMetadata, dist.version)) : null;
   }
-  return fetchUpstream(src!, project, fileEvent(null), (p) => {
+  return fetchUpstream(src!, project, fileEvent(req, packageId, fileName, isMetadata, null), (p) => {
     const exact = p.files.find((f) => f.filename === fileName);
     const dist = exact ? null : isMetadata ? p.files.find((f) => f.filename === distName && f.coreMetadata !== false) : undefined;
     const file = exact ?? dist;
-    if (!file) return fileNotFound(fileEvent(null), project, fileName);
+    if (!file) return fileNotFound(fileEvent(req, packageId, fileName, isMetadata, null), project, fileName);
     const location = exact ? file.url : metadataUrl(file.url);
-    const ev = { ...fileEvent(versionFromFilename(project, file.filename)), countable: exact ? isFullGet(req) : false, target: location };
+    const ev = { ...fileEvent(req, packageId, fileName, isMetadata, versionFromFilename(project, file.filename)), countable: exact ? isFullGet(req) : false, target: location };
     return { decision: { type: 'redirect', status: 307, location, headers: { 'cache-control': REDIRECT_CACHE_CONTROL } }, events: [ev] };
   });
 }
