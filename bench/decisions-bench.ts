@@ -12,6 +12,7 @@ import { parseManifest } from '../lambda/core/validate';
 import { median, quantile, runPairs, type Bench, type PairResult, type SuiteOptions } from './measure';
 import { mixedHost, mixedIndex, mixedManifest, mixedNpmPackage, type MixedKind } from './manifests';
 import { validRules } from './engine-bench';
+import { prng } from '../test/e2e/analytics-fixtures';
 
 const DOCKER_UA = 'docker/24.0.7 go/go1.20.10 git-commit/311b9ff kernel/6.1.0 os/linux arch/amd64 UpstreamClient(Docker-Client/24.0.7 (linux))';
 const PIP_UA = 'pip/24.0 {"ci":null,"cpu":"x86_64","implementation":{"name":"CPython","version":"3.11.2"},"installer":{"name":"pip","version":"24.0"},"python":"3.11.2","system":{"name":"Linux","release":"6.1.0"}}';
@@ -32,17 +33,6 @@ export interface MixRequest {
   readonly url: string;
 }
 
-/** A small deterministic PRNG (mulberry32), so every run decides the same requests. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gatewayRequest(host: string, target: string, headers: Record<string, string>): GatewayRequest {
   const q = target.indexOf('?');

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { median } from './measure';
 import { lastMixedIndex, mixedHost, mixedManifest } from './manifests';
+import { freePort } from '../test/e2e/helpers';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -157,16 +158,6 @@ export function nginxVersion(): string | null {
   return m ? m[1] : 'unknown';
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
