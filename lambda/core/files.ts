@@ -33,9 +33,21 @@ interface FileV2Compiled {
 
 type FileCompiled = FileV1Compiled | FileV2Compiled;
 
+/**
+ * The file-v1 rules under one literal first segment, by their whole literal path prefix: a path
+ * can only match rules whose prefix it starts with, so a request looks up its own prefixes of the
+ * lengths present, instead of trying every rule under the segment (thousands of rules can share
+ * `/releases/`).
+ */
+interface PrefixBucket {
+  readonly byPrefix: Map<string, FileCompiled[]>;
+  /** The distinct prefix lengths, ascending. */
+  readonly lengths: number[];
+}
+
 export interface FileIndex {
   /** Rules whose template starts with a literal first path segment, by that (raw) segment. */
-  readonly byFirstSegment: Map<string, FileCompiled[]>;
+  readonly byFirstSegment: Map<string, PrefixBucket>;
   /** Rules that may match any first segment (regexes, `/{+path}`, ...). */
   readonly anySegment: FileCompiled[];
 }
@@ -168,22 +180,31 @@ function rejectedRedirect(kind: 'file' | 'catch-all', packageId: string, variabl
   return { decision: { type: 'respond', status: 400, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body }, events };
 }
 
-/** Rules in manifest order, all of one domain. */
-export function compileFiles(v1: FileV1Rule[], v2: FileV2Rule[]): FileIndex | null {
+/**
+ * Rules in manifest order, all of one domain. `layout: 'scan'` leaves out the prefix index (every
+ * rule is tried in precedence order): the reference the index is tested against.
+ */
+export function compileFiles(v1: FileV1Rule[], v2: FileV2Rule[], layout: 'indexed' | 'scan' = 'indexed'): FileIndex | null {
   if (!v1.length && !v2.length) return null;
   // Scarf's precedence: file-v1 by key descending, then file-v2 by source ascending; ties: later manifest entry first.
   const v1Sorted = v1.map((r, i) => ({ r, i, key: sortKey(parseTemplate(r['incoming-path'])) }))
     .sort((a, b) => compareKeys(b.key, a.key) || b.i - a.i);
   const v2Sorted = v2.map((r, i) => ({ r, i, source: r['incoming-path'].trim() }))
     .sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : b.i - a.i));
-  const byFirstSegment = new Map<string, FileCompiled[]>();
+  const byFirstSegment = new Map<string, PrefixBucket>();
   const anySegment: FileCompiled[] = [];
   const add = (c: FileCompiled, segment: string | null) => {
-    if (segment === null) anySegment.push(c);
+    if (segment === null || c.type !== 'file-v1' || layout === 'scan') {
+      anySegment.push(c);
+      return;
+    }
+    let bucket = byFirstSegment.get(segment);
+    if (!bucket) byFirstSegment.set(segment, (bucket = { byPrefix: new Map(), lengths: [] }));
+    const list = bucket.byPrefix.get(c.pathPrefix);
+    if (list) list.push(c);
     else {
-      const list = byFirstSegment.get(segment);
-      if (list) list.push(c);
-      else byFirstSegment.set(segment, [c]);
+      bucket.byPrefix.set(c.pathPrefix, [c]);
+      if (!bucket.lengths.includes(c.pathPrefix.length)) bucket.lengths.push(c.pathPrefix.length);
     }
   };
   let precedence = 0;
@@ -199,21 +220,33 @@ export function compileFiles(v1: FileV1Rule[], v2: FileV2Rule[]): FileIndex | nu
     const outgoing = r['outgoing-url'] == null ? null : parseTemplate(r['outgoing-url']);
     add({ type: 'file-v2', precedence: precedence++, incoming, outgoing, fixedOrigin: outgoing && fixedOriginOf(outgoing), outgoingVars: outgoing?.variableNames ?? [], packageId: r['package-id'] }, regexFirstSegment());
   }
+  for (const bucket of byFirstSegment.values()) bucket.lengths.sort((a, b) => a - b);
   return { byFirstSegment, anySegment };
 }
 
-/** Candidate rules for a path, in precedence order: one hash lookup, then a merge with the rules that fit any path. */
-function* candidates(index: FileIndex, rawPath: string): Generator<FileCompiled> {
+const byPrecedence = (a: FileCompiled, b: FileCompiled) => a.precedence - b.precedence;
+
+/**
+ * Candidate rules for a path, in precedence order: the file-v1 rules whose literal prefix the
+ * path starts with (one lookup per prefix length under its first segment), and the rules that
+ * fit any path.
+ */
+function candidates(index: FileIndex, rawPath: string): readonly FileCompiled[] {
   const slash = rawPath.indexOf('/', 1);
-  const first = rawPath.slice(1, slash < 0 ? undefined : slash);
-  const a = index.byFirstSegment.get(first) ?? [];
-  const b = index.anySegment;
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    if (j >= b.length || (i < a.length && a[i].precedence < b[j].precedence)) yield a[i++];
-    else yield b[j++];
+  const bucket = index.byFirstSegment.get(rawPath.slice(1, slash < 0 ? undefined : slash));
+  if (!bucket) return index.anySegment;
+  let found: FileCompiled[] | null = null;
+  let lists = 0;
+  for (const length of bucket.lengths) {
+    if (length > rawPath.length) break;
+    const list = bucket.byPrefix.get(length === rawPath.length ? rawPath : rawPath.slice(0, length));
+    if (!list) continue;
+    found = found === null ? list : found.concat(list);
+    lists++;
   }
+  if (found === null) return index.anySegment;
+  if (lists === 1 && index.anySegment.length === 0) return found;
+  return found.concat(index.anySegment).sort(byPrecedence);
 }
 
 const decodedVariables = (vars: Map<string, MatchedValue>): Record<string, string> => {
