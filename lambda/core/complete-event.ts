@@ -73,8 +73,42 @@ function isoTime(t: Date): string {
   return lastIso;
 }
 
-/** Targets never carry userinfo into analytics. */
+/**
+ * Query parameters whose values are credentials (a client's `?access_token=`, a signed URL's
+ * `X-Amz-Signature`): their values never reach analytics, though the redirect keeps them.
+ */
+const CREDENTIAL_PARAM = /^(?:(?:access|refresh|id|auth|session|security|upload)[-_]?token|token|auth|authorization|api[-_]?key|apikey|key|secret|client[-_]?secret|password|passwd|pwd|sig|signature|code|jwt|session(?:[-_]?id)?|x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential)|.*(?:token|secret|signature|password))$/i;
+
+/** The name of a raw query pair, decoded for the test (`access%5Ftoken` is `access_token`). */
+function paramName(pair: string): string {
+  const eq = pair.indexOf('=');
+  const raw = (eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, ' ');
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function redactQuery(query: string): string {
+  let changed = false;
+  const pairs = query.split('&').map((pair) => {
+    if (!CREDENTIAL_PARAM.test(paramName(pair)) || !pair.includes('=')) return pair;
+    changed = true;
+    return `${pair.slice(0, pair.indexOf('='))}=redacted`;
+  });
+  return changed ? pairs.join('&') : query;
+}
+
+/** Targets never carry userinfo, or the values of credential-like query parameters, into analytics. */
 function withoutCredentials(url: string): string {
-  if (!url.includes('@')) return url;
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1');
+  let out = url.includes('@') ? url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1') : url;
+  const q = out.indexOf('?');
+  if (q >= 0) {
+    const hash = out.indexOf('#', q);
+    const query = out.slice(q + 1, hash < 0 ? undefined : hash);
+    const redacted = redactQuery(query);
+    if (redacted !== query) out = `${out.slice(0, q + 1)}${redacted}${hash < 0 ? '' : out.slice(hash)}`;
+  }
+  return out;
 }

@@ -29,7 +29,7 @@ export const EVENT_FIELDS = {
   method: f('string', false, 'Request method.'),
   path: f('string', false, 'Raw request path, without the query.'),
   status: f('int', false, 'Response status sent to the client.'),
-  target: f('string', true, 'Absolute URL redirected or proxied to (without credentials).'),
+  target: f('string', true, 'Absolute URL redirected or proxied to, without userinfo; values of credential-like query parameters (token, access_token, api_key, X-Amz-Signature, names ending in token/secret/signature/password) read "redacted".'),
   image: f('string', true, 'docker: image name, e.g. library/hello-world.'),
   reference: f('string', true, 'docker: tag or digest.'),
   upstream: f('string', true, 'docker: upstream registry as the rule names it.'),

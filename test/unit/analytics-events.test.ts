@@ -149,6 +149,24 @@ describe('counting rules', () => {
     expect([200, 307, 304, 401, 404, 429, 502].map(complete)).toEqual([true, true, false, false, false, false, false]);
   });
 
+  test.each([
+    ['a client token in the query', '/dl/1.0?access_token=SECRET1&lang=en', 'https://f.test/1.0?access_token=redacted&lang=en'],
+    ['signed-URL parameters, any case, encoded names (the engine writes them decoded)', '/dl/1.0?X-Amz-Signature=SECRET2&X-Amz-Credential=SECRET3&x%2Damz%2Dsecurity%2Dtoken=SECRET4', 'https://f.test/1.0?X-Amz-Signature=redacted&X-Amz-Credential=redacted&x-amz-security-token=redacted'],
+    ['names ending in token/secret/password', '/dl/1.0?gh_token=SECRET5&my_secret=SECRET6&user_password=SECRET7&q=ok', 'https://f.test/1.0?gh_token=redacted&my_secret=redacted&user_password=redacted&q=ok'],
+    ['ordinary parameters stay', '/dl/1.0?q=hello%20world&tokens_left=3x', 'https://f.test/1.0?q=hello%20world&tokens_left=3x'],
+  ])('event targets keep no credential-like query values: %s (the redirect itself keeps them)', (_what, target, recorded) => {
+    const rules = ruleSet([{ type: 'file-v1', domain: 'get.test', 'package-id': 'rocket', 'incoming-path': '/dl/{version}', 'outgoing-url': 'https://f.test/{version}' }]);
+    const outcome = handle(rules, 'get.test', target);
+    const [event] = completeEvents(outcome.events, {
+      domain: 'get.test', method: 'GET', path: '/dl/1.0', status: 307, time: new Date(), userAgent: undefined, origin: null, visitorIdFor: () => null, newId: () => 'x',
+    });
+    expect(event.target).toBe(recorded);
+    expect(JSON.stringify(event)).not.toMatch(/SECRET/);
+    // The client still gets every parameter it sent.
+    const location = outcome.decision.type === 'redirect' ? outcome.decision.location : '';
+    for (const secret of target.match(/SECRET\d/g) ?? []) expect(location).toContain(secret);
+  });
+
   test('Range helper', () => {
     expect(['bytes=0-', 'bytes=0-1023', ' bytes = 0 - ', undefined].map(rangeStartsAtZero)).toEqual([true, true, true, true]);
     expect(['bytes=1-', 'bytes=-500', 'bytes=100-200'].map(rangeStartsAtZero)).toEqual([false, false, false]);
