@@ -32,6 +32,9 @@ export interface RunResult extends LoadResult {
   readonly serverCpuMs: number | null;
   /** Server CPU time per answered request: insensitive to other jobs taking turns on the CPUs. */
   readonly cpuUsPerRequest: number | null;
+  /** The same, user time only (JavaScript, V8, libuv) and system time only (the kernel: sockets, file writes). */
+  readonly userUsPerRequest: number | null;
+  readonly systemUsPerRequest: number | null;
 }
 
 export interface HttpOptions {
@@ -55,6 +58,8 @@ export interface HttpSubject {
   readonly medianP50Ms: number | null;
   readonly medianP99Ms: number | null;
   readonly medianCpuUsPerRequest: number | null;
+  readonly medianUserUsPerRequest: number | null;
+  readonly medianSystemUsPerRequest: number | null;
   /** Per round, this subject's CPU per request / the baseline's (1 for the baseline itself). */
   readonly cpuRatios: Array<number | null>;
   readonly medianCpuRatio: number | null;
@@ -368,14 +373,21 @@ function ticksPerSecond(): number | null {
 
 /** User + system CPU time of a process (all threads) in ms, from /proc (Linux); null elsewhere. */
 export function processCpuMs(pid: number | undefined): number | null {
+  const t = processCpuSplitMs(pid);
+  return t && t.userMs + t.systemMs;
+}
+
+/** User and system CPU time of a process (all threads) from /proc, in ms; null where unavailable. */
+export function processCpuSplitMs(pid: number | undefined): { userMs: number; systemMs: number } | null {
   if (pid === undefined) return null;
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which is in parentheses and may contain spaces).
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    const user = Number(f[11]); // utime (field 14)
+    const system = Number(f[12]); // stime (field 15)
     const hz = ticksPerSecond();
-    return Number.isFinite(ticks) && hz ? (ticks * 1000) / hz : null;
+    return Number.isFinite(user) && Number.isFinite(system) && hz ? { userMs: (user * 1000) / hz, systemMs: (system * 1000) / hz } : null;
   } catch {
     return null;
   }
@@ -470,11 +482,14 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
     ];
     const runs = subjects.map(() => [] as RunResult[]);
     const measure = async (port: number, headers: Record<string, string>, seconds: number, pid: number | undefined): Promise<RunResult> => {
-      const before = processCpuMs(pid);
+      const before = processCpuSplitMs(pid);
       const res = await load(port, headers, seconds);
-      const after = processCpuMs(pid);
-      const cpu = before !== null && after !== null ? after - before : null;
-      return { ...res, serverCpuMs: cpu, cpuUsPerRequest: cpu !== null && res.requests > 0 ? (cpu * 1000) / res.requests : null };
+      const after = processCpuSplitMs(pid);
+      const perRequest = (ms: number | null) => (ms !== null && res.requests > 0 ? (ms * 1000) / res.requests : null);
+      const user = before && after ? after.userMs - before.userMs : null;
+      const system = before && after ? after.systemMs - before.systemMs : null;
+      const cpu = user !== null && system !== null ? user + system : null;
+      return { ...res, serverCpuMs: cpu, cpuUsPerRequest: perRequest(cpu), userUsPerRequest: perRequest(user), systemUsPerRequest: perRequest(system) };
     };
     let recorded = 1; // the probe
     progress(`warm-up, ${opts.warmupS} s per server`);
@@ -527,6 +542,8 @@ export async function benchHttp(opts: HttpOptions, progress: (m: string) => void
           medianP50Ms: medianOrNull(runs[i].map((x) => x.p50Ms)),
           medianP99Ms: medianOrNull(runs[i].map((x) => x.p99Ms)),
           medianCpuUsPerRequest: medianOrNull(runs[i].map((x) => x.cpuUsPerRequest)),
+          medianUserUsPerRequest: medianOrNull(runs[i].map((x) => x.userUsPerRequest)),
+          medianSystemUsPerRequest: medianOrNull(runs[i].map((x) => x.systemUsPerRequest)),
           cpuRatios,
           medianCpuRatio: medianOrNull(cpuRatios),
           nginxRatios: ref ? runs[i].map((x, round) => x.rps / ref[round].rps) : null,

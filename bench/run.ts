@@ -300,6 +300,7 @@ function compileTable(rows: CompileRow[]): string {
 
 function httpTable(r: HttpResults): string {
   const us = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)} us`);
+  const split = (x: number | null) => (x === null ? '-' : x.toFixed(1));
   const rows: string[][] = [];
   const hasNginx = r.subjects.some((x) => x.key === 'nginx');
   for (const x of r.subjects) {
@@ -310,7 +311,7 @@ function httpTable(r: HttpResults): string {
   }
   for (const x of r.subjects) {
     const isBase = x.key === 'baseline';
-    rows.push([`median: ${x.label}`, int(x.medianRps), isBase ? '1' : ratio(x.medianRatio), x.key === 'nginx' ? '1' : ratio(x.medianNginxRatio), us(x.medianCpuUsPerRequest), isBase ? '1' : ratio(x.medianCpuRatio), ms(x.medianP50Ms), ms(x.medianP99Ms), '']);
+    rows.push([`median: ${x.label}`, int(x.medianRps), isBase ? '1' : ratio(x.medianRatio), x.key === 'nginx' ? '1' : ratio(x.medianNginxRatio), `${us(x.medianCpuUsPerRequest)} (${split(x.medianUserUsPerRequest)} + ${split(x.medianSystemUsPerRequest)})`, isBase ? '1' : ratio(x.medianCpuRatio), ms(x.medianP50Ms), ms(x.medianP99Ms), '']);
   }
   return table(
     `3. End to end over HTTP: ${r.request} (file-v1 307, manifest of ${int(r.manifestRules)} rules)\n` +
@@ -318,7 +319,8 @@ function httpTable(r: HttpResults): string {
       `   client: ${r.client}, ${r.connections} connections, ${r.durationS} s per run; goals: gateway >= 0.8x the Node server, >= 0.5x nginx (req/s)`,
     ['', 'req/s', 'vs Node 307', 'vs nginx', 'server CPU/req', 'CPU vs Node', 'p50', 'p99', 'errors'],
     rows,
-    '   server CPU/req: user+system CPU time of the server process (all threads) during the run / answered requests.\n' +
+    '   server CPU/req: user+system CPU time of the server process (all threads) during the run / answered requests;\n' +
+      '   medians also split it (user + system): user is JavaScript, V8 and libuv, system the kernel (sockets, event file writes).\n' +
       '   "DNT: 1": the same gateway and request, served without recording an event (diagnostic: the cost of events).\n' +
       `   events written by the gateway: ${int(r.eventsWritten)} for ${int(r.gatewayRecordedRequests)} answered requests without DNT (warm-up included)`,
   );
