@@ -8,15 +8,9 @@
  * Prints `listening on http://HOST:PORT` on stderr once bound; SIGTERM stops it.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { arg, serveUntilSignal } from './baseline-process';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
 
-const host = arg('host', '127.0.0.1');
-const port = Number(arg('port', '0'));
 const location = arg('location', 'https://example.org/');
 
 // Same options and headers as lambda/local/server.ts (redirect branch of carryOut).
@@ -26,15 +20,4 @@ const server = http.createServer({ requestTimeout: 120_000, headersTimeout: 30_0
   res.end();
 });
 
-server.listen(port, host, () => {
-  const a = server.address() as AddressInfo;
-  process.stderr.write(`listening on http://${a.address}:${a.port}\n`);
-});
-
-const stop = () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-  setTimeout(() => process.exit(0), 2_000).unref();
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+serveUntilSignal(server);

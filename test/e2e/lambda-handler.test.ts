@@ -6,11 +6,10 @@
  */
 import http from 'node:http';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { DynamoDbLocal } from './dynamodb-local';
-import { makeTempDir, pollUntil, removeDir, ROOT, writeJson } from './helpers';
+import { makeTempDir, pollUntil, removeDir, runCli, writeJson, type CliResult } from './helpers';
 import { functionUrlEvent } from '../unit/aws-fixtures';
 
 jest.setTimeout(90_000);
@@ -28,20 +27,8 @@ let handler: Handler;
 const heads: Array<{ statusCode: number; headers: Record<string, string> }> = [];
 const savedEnv = { ...process.env };
 
-function cli(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bin', 'cli.ts'), ...args, '--table', TABLE, '--endpoint', ddb.endpoint, '--region', 'us-east-1'], {
-      cwd: ROOT,
-      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    if (input !== undefined) child.stdin!.end(input);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[], input?: string): Promise<CliResult> {
+  return runCli([...args, '--table', TABLE, '--endpoint', ddb.endpoint, '--region', 'us-east-1'], { input, env: { ...process.env, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' } });
 }
 
 async function request(rawPath: string): Promise<{ statusCode: number; headers: Record<string, string> }> {

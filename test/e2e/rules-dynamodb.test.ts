@@ -5,11 +5,10 @@
  * that picks up a change within the TTL, skips an invalid item, and keeps answering from its last
  * good rules while DynamoDB Local is killed, recovering when it is back.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
-import { CLI, freePort, Gateway, makeTempDir, pollUntil, removeDir, request, ROOT, startGateway, writeJson, type CliResult } from './helpers';
+import { freePort, Gateway, makeTempDir, pollUntil, removeDir, request, ROOT, runCli, startGateway, writeJson, type CliResult } from './helpers';
 import { DynamoDbLocal } from './dynamodb-local';
 import { createDocumentClient, createDynamoRuleStore, RuleTable, syncDeployRules, toItems } from '../../lambda/rule-store';
 import { validateManifest } from '../../lambda/core/validate';
@@ -44,24 +43,8 @@ afterAll(async () => {
 
 /** The CLI as a user runs it, with optional standard input; `env` replaces the AWS variables. */
 function cli(args: string[], input?: string, env: NodeJS.ProcessEnv = AWS_ENV, timeoutMs = 30_000): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, CLI), ...args], {
-      cwd: ROOT,
-      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      env: { ...base, ...env, NO_COLOR: '1' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    if (input !== undefined) child.stdin!.end(input);
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
+  return runCli(args, { input, env: { ...base, ...env }, timeoutMs });
 }
 
 /** Fails with the command's output when the exit status is not the expected one. */

@@ -10,11 +10,10 @@
  */
 import http from 'node:http';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { DynamoDbLocal } from '../e2e/dynamodb-local';
-import { makeTempDir, pollUntil, removeDir, ROOT, writeJson } from '../e2e/helpers';
+import { makeTempDir, pollUntil, removeDir, runCli, writeJson, type CliResult } from '../e2e/helpers';
 import { functionUrlEvent } from '../unit/aws-fixtures';
 
 jest.setTimeout(150_000);
@@ -43,17 +42,8 @@ const heads: Array<{ statusCode: number; headers: Record<string, string> }> = []
 const stdoutLines: string[] = [];
 const savedEnv = { ...process.env };
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bin', 'cli.ts'), ...args, '--table', TABLE, '--endpoint', ddb.endpoint, '--region', 'us-east-1'], {
-      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[]): Promise<CliResult> {
+  return runCli([...args, '--table', TABLE, '--endpoint', ddb.endpoint, '--region', 'us-east-1'], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' } });
 }
 
 /** Firehose's JSON 1.1 API (PutRecordBatch), failing as `mode` says. */

@@ -7,10 +7,9 @@
  * network partition) for as long: still no failed request. (test/e2e/rules-dynamodb.test.ts
  * covers the kill at a low rate.)
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLI, delay, Gateway, makeTempDir, pollUntil, removeDir, ROOT, startGateway, writeJson } from '../e2e/helpers';
+import { delay, Gateway, makeTempDir, pollUntil, removeDir, runCli, startGateway, writeJson, type CliResult } from '../e2e/helpers';
 import { DynamoDbLocal } from '../e2e/dynamodb-local';
 import { LoadClient } from './load-helpers';
 
@@ -42,18 +41,8 @@ afterAll(async () => {
   removeDir(dir);
 });
 
-function cli(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, CLI), ...args, '--table', TABLE, '--endpoint', ddb!.endpoint], {
-      cwd: ROOT, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: { ...process.env, ...AWS_ENV },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    if (input !== undefined) child.stdin!.end(input);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[], input?: string): Promise<CliResult> {
+  return runCli([...args, '--table', TABLE, '--endpoint', ddb!.endpoint], { input, env: { ...process.env, ...AWS_ENV } });
 }
 
 async function ok(args: string[], input?: string): Promise<string> {
